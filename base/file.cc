@@ -1,0 +1,187 @@
+#include "base/file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+
+namespace sbx {
+
+Result<Fd> open_at(int dirfd, const std::string& path, int flags, mode_t mode) {
+  int fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) {
+    return sys_error("open '{}'", path);
+  }
+  return Fd(fd);
+}
+
+Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit) {
+  SBX_ASSIGN(Fd fd, open_at(dirfd, path, O_RDONLY | O_NOCTTY));
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return sys_error("read '{}'", path);
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > limit) {
+      return make_error("read '{}': larger than {} bytes", path, limit);
+    }
+  }
+  return out;
+}
+
+Result<std::string> read_file(const std::string& path, size_t limit) { return read_file_at(AT_FDCWD, path, limit); }
+
+Result<void> write_file_at(int dirfd, const std::string& path, std::string_view data) {
+  SBX_ASSIGN(Fd fd, open_at(dirfd, path, O_WRONLY | O_NOCTTY));
+  ssize_t n = ::write(fd.get(), data.data(), data.size());
+  if (n < 0) {
+    return sys_error("write '{}' to '{}'", trim(data), path);
+  }
+  if (static_cast<size_t>(n) != data.size()) {
+    return make_error("write '{}' to '{}': short write", trim(data), path);
+  }
+  return ok();
+}
+
+Result<void> write_file(const std::string& path, std::string_view data) { return write_file_at(AT_FDCWD, path, data); }
+
+Result<void> write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return sys_error("write");
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return ok();
+}
+
+Result<void> create_file(const std::string& path, std::string_view data, mode_t mode) {
+  SBX_ASSIGN(Fd fd, open_at(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode));
+  SBX_TRY_CTX(write_all(fd.get(), data), "write '{}'", path);
+  return ok();
+}
+
+Result<uint64_t> parse_u64(std::string_view text) {
+  std::string t = trim(text);
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) {
+    return make_error("'{}' is not an unsigned integer", t);
+  }
+  return v;
+}
+
+Result<void> make_dirs(const std::string& path, mode_t mode) {
+  if (path.empty()) {
+    return make_error("make directory: empty path");
+  }
+  for (size_t pos = 1; pos != std::string::npos;) {
+    pos = path.find('/', pos + 1);
+    std::string part = path.substr(0, pos);
+    if (::mkdir(part.c_str(), mode) < 0 && errno != EEXIST) {
+      return sys_error("mkdir '{}'", part);
+    }
+  }
+  return ok();
+}
+
+namespace {
+
+// Empties the directory open at `dirfd` (on device `dev`), then returns. Never follows symlinks; refuses to descend
+// into another filesystem (a mount point) so that a stray mount is reported rather than emptied.
+Result<void> empty_dir(int dirfd, dev_t dev, const std::string& shown) {
+  int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) {
+    return sys_error("dup fd of '{}'", shown);
+  }
+  DIR* d = ::fdopendir(dup);
+  if (d == nullptr) {
+    ::close(dup);
+    return sys_error("opendir '{}'", shown);
+  }
+  Result<void> result;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") {
+      continue;
+    }
+    std::string child = shown + "/" + name;
+    struct stat st {};
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT) {
+        continue;
+      }
+      result = sys_error("stat '{}'", child);
+      break;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      if (st.st_dev != dev) {
+        result = make_error("remove '{}': is a mount point, not removing", child);
+        break;
+      }
+      int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) {
+        result = sys_error("open '{}'", child);
+        break;
+      }
+      Fd subfd(sub);
+      result = empty_dir(subfd.get(), dev, child);
+      if (!result.ok()) {
+        break;
+      }
+    }
+    if (::unlinkat(dirfd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT) {
+      result = sys_error("remove '{}'", child);
+      break;
+    }
+  }
+  ::closedir(d);
+  return result;
+}
+
+}  // namespace
+
+Result<void> remove_tree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) < 0) {
+    return errno == ENOENT ? ok() : Result<void>(sys_error("stat '{}'", path));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    SBX_ASSIGN(Fd fd, open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    SBX_TRY(empty_dir(fd.get(), st.st_dev, path));
+    if (::rmdir(path.c_str()) < 0 && errno != ENOENT) {
+      return sys_error("rmdir '{}'", path);
+    }
+    return ok();
+  }
+  if (::unlink(path.c_str()) < 0 && errno != ENOENT) {
+    return sys_error("unlink '{}'", path);
+  }
+  return ok();
+}
+
+std::string trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) {
+    return {};
+  }
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+}  // namespace sbx
