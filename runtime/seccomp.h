@@ -1,0 +1,84 @@
+#pragma once
+// Seccomp: OCI-format JSON profiles (the format Docker and podman use), compiled to BPF once with libseccomp and
+// cached, then applied in the child right before execve.
+//
+// Parent side: SeccompCache::load(path) parses, validates and compiles a profile, keyed by the file's identity
+// (device, inode, size, mtime) so that a changed file is compiled again and an unchanged one never is.
+// Child side: apply_seccomp_filter() is a single syscall on a program built earlier; it allocates nothing.
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace sbx::rt {
+
+// The parsed, validated form of a profile. Pure data: parsing needs no libseccomp and no privileges.
+enum class SeccompAction { kAllow, kErrno, kKill, kKillProcess, kTrap, kLog, kTrace };
+
+enum class SeccompOp { kNotEqual, kLessThan, kLessEqual, kEqual, kGreaterEqual, kGreaterThan, kMaskedEqual };
+
+struct SeccompArg {
+  unsigned index = 0;  // 0..5
+  uint64_t value = 0;
+  uint64_t value_two = 0;  // the mask's compare value for kMaskedEqual
+  SeccompOp op = SeccompOp::kEqual;
+};
+
+struct SeccompRule {
+  std::vector<std::string> names;  // syscall names, each known to libseccomp
+  SeccompAction action = SeccompAction::kAllow;
+  std::optional<unsigned> errno_ret;  // for kErrno; defaults to the profile's defaultErrnoRet, else EPERM
+  std::vector<SeccompArg> args;       // all must match (AND)
+  // OCI/Docker "includes"/"excludes": the rule applies only when the conditions hold for the plan.
+  std::vector<std::string> includes_caps, excludes_caps, includes_arches, excludes_arches;
+};
+
+struct SeccompProfile {
+  SeccompAction default_action = SeccompAction::kErrno;
+  unsigned default_errno = 1;  // EPERM
+  std::vector<std::string> architectures;  // SCMP_ARCH_X86_64 ...; empty means the native one only
+  std::vector<SeccompRule> rules;
+};
+
+// Parses and validates a profile. Errors name the field: "syscalls[3].names[1]: unknown syscall 'mountx'".
+// `source` names the file in messages.
+Result<SeccompProfile> parse_seccomp_profile(std::string_view json, std::string_view source);
+
+// A compiled BPF program, ready for seccomp(SECCOMP_SET_MODE_FILTER).
+struct SeccompFilter {
+  std::vector<sock_filter> insns;
+};
+
+// Compiles a profile for a sandbox that keeps the capabilities `kept_caps` (names like "CAP_SYS_ADMIN"; they decide
+// "includes"/"excludes" on caps).
+Result<std::shared_ptr<const SeccompFilter>> compile_seccomp_profile(const SeccompProfile& profile,
+                                                                     const std::vector<std::string>& kept_caps);
+
+// Loads, compiles and caches profiles by path. Not thread-safe; one per runtime.
+class SeccompCache {
+ public:
+  Result<std::shared_ptr<const SeccompFilter>> load(const std::string& path, const std::vector<std::string>& kept_caps);
+  size_t compiled_count() const { return compiles_; }  // how many times a profile was actually compiled
+
+ private:
+  struct Entry {
+    uint64_t dev = 0, ino = 0, size = 0;
+    int64_t mtime_ns = 0;
+    std::shared_ptr<const SeccompFilter> filter;
+  };
+  std::map<std::string, Entry> entries_;  // key: path + '\0' + sorted kept caps
+  size_t compiles_ = 0;
+};
+
+// Child side: installs the filter on the calling thread. no_new_privs must already be set.
+// Returns 0 or an errno value; async-signal-safe.
+int apply_seccomp_filter(const SeccompFilter& filter) noexcept;
+
+}  // namespace sbx::rt
