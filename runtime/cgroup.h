@@ -1,0 +1,122 @@
+#pragma once
+// cgroups: one interface, two back ends chosen at run time.
+//   v2 (unified): one directory per sandbox; memory.max, memory.swap.max, cpu.max, cpu.weight, pids.max, io.max;
+//                 placement with clone3(CLONE_INTO_CGROUP); teardown with cgroup.kill.
+//   v1 (legacy or hybrid hosts): one directory per sandbox in each of the memory, cpu, cpuacct, pids, freezer (and
+//                 blkio when io limits are given) hierarchies; placement by writing cgroup.procs; teardown by
+//                 freezing, SIGKILLing every member, thawing.
+// Sandbox cgroups live at <parent>/<id>. The parent defaults to "<the caller's own cgroup>/sbx" in each hierarchy,
+// so nothing is ever created at a hierarchy's root and the caller is never moved. Nothing above the parent is
+// ever written to.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fd.h"
+
+namespace sbx::rt {
+
+struct IoLimit {
+  std::string device;  // "MAJOR:MINOR" of a block device
+  std::optional<uint64_t> rbps, wbps, riops, wiops;
+};
+
+struct CgroupLimits {
+  std::optional<uint64_t> memory_max;       // bytes
+  std::optional<uint64_t> memory_swap_max;  // bytes of swap allowed on top of memory (v2 meaning)
+  std::optional<double> vcpus;              // CPU bandwidth: cpu.max = vcpus * 100000us per 100000us
+  std::optional<uint32_t> cpu_weight;       // 1..10000 (v2 cpu.weight; v1 cpu.shares converted)
+  std::optional<uint64_t> pids_max;
+  std::vector<IoLimit> io;
+
+  bool empty() const {
+    return !memory_max && !memory_swap_max && !vcpus && !cpu_weight && !pids_max && io.empty();
+  }
+};
+
+// Pure range checks; errors name the field ("limits.memory: 1024 is below the minimum of 4 MiB").
+Result<void> validate_cgroup_limits(const CgroupLimits& limits);
+
+struct CgroupStats {
+  uint64_t cpu_usage_usec = 0;
+  uint64_t cpu_nr_periods = 0;
+  uint64_t cpu_nr_throttled = 0;
+  uint64_t cpu_throttled_usec = 0;
+  uint64_t memory_current = 0;  // bytes
+  uint64_t memory_peak = 0;     // bytes; 0 when the kernel does not keep it
+  uint64_t oom_kills = 0;
+  uint64_t pids_current = 0;
+};
+
+enum class CgroupMode { kAuto, kV2, kV1 };
+
+struct CgroupConfig {
+  CgroupMode mode = CgroupMode::kAuto;  // kAuto: v2 when `root` is a cgroup2 mount, else v1
+  // v2: the cgroup2 mount point. v1: the directory holding one mount per controller (memory/, cpu/, ...).
+  std::string root = "/sys/fs/cgroup";
+  // Path of the parent inside each hierarchy ("/system.slice/sbxd.service/sbx"). Empty: the caller's own cgroup in
+  // that hierarchy (from /proc/self/cgroup) plus "/" + parent_name. Created on demand. Never the hierarchy's root,
+  // the caller's own cgroup or one of its ancestors.
+  std::string parent;
+  // Last component of the default parent (used when `parent` is empty); tests use one of their own.
+  std::string parent_name = "sbx";
+  // Where to read the caller's own cgroups from (tests point this at a fixture).
+  std::string self_cgroup_file = "/proc/self/cgroup";
+};
+
+// One sandbox's cgroup (one directory on v2, one per hierarchy on v1).
+class Cgroup {
+ public:
+  virtual ~Cgroup() = default;
+  const std::string& id() const { return id_; }
+
+  // v2: an O_DIRECTORY fd of the cgroup for clone3(CLONE_INTO_CGROUP). v1: -1 (use add_process).
+  virtual int clone_into_fd() const = 0;
+  // Moves `pid` into the cgroup (every hierarchy on v1).
+  virtual Result<void> add_process(pid_t pid) = 0;
+  virtual Result<CgroupStats> stats() const = 0;
+  virtual Result<void> freeze(bool frozen) = 0;
+  // Pids of the members (v2: cgroup.procs; v1: the freezer hierarchy's, else the first one's).
+  virtual Result<std::vector<pid_t>> members() const = 0;
+  // SIGKILLs every member and waits (bounded, a few seconds) until none is left. A missing cgroup is success.
+  virtual Result<void> kill_all() = 0;
+  // kill_all, then removes every directory of this cgroup. A missing cgroup is success; idempotent.
+  virtual Result<void> remove() = 0;
+  // The directories this cgroup has (or would have), for messages and leak checks.
+  virtual std::vector<std::string> paths() const = 0;
+
+ protected:
+  explicit Cgroup(std::string id) : id_(std::move(id)) {}
+
+ private:
+  std::string id_;
+};
+
+class CgroupManager {
+ public:
+  // Detects the mode (for kAuto), finds the parent in every hierarchy; creates nothing.
+  static Result<std::unique_ptr<CgroupManager>> open(const CgroupConfig& config);
+  virtual ~CgroupManager() = default;
+
+  virtual CgroupMode mode() const = 0;
+  // Checks, before anything is created, that every limit in `limits` has its controller available.
+  virtual Result<void> check_supported(const CgroupLimits& limits) const = 0;
+  // Creates the parent if needed, then <parent>/<id> (EEXIST is an error), and writes the limits.
+  // On any failure nothing of <parent>/<id> is left behind.
+  virtual Result<std::unique_ptr<Cgroup>> create(const std::string& id, const CgroupLimits& limits) = 0;
+  // A handle on <parent>/<id> whether or not it exists, for stats and idempotent teardown by id.
+  virtual std::unique_ptr<Cgroup> attach(const std::string& id) const = 0;
+  // Ids of the sandbox cgroups that exist under the parent.
+  virtual Result<std::vector<std::string>> list() const = 0;
+  // Removes the parent directories if they are empty (tests use a parent of their own); missing is success.
+  virtual Result<void> remove_parent() = 0;
+  // The parent directories, one per hierarchy.
+  virtual std::vector<std::string> parent_paths() const = 0;
+};
+
+}  // namespace sbx::rt
