@@ -1,0 +1,147 @@
+// sbx-init: pid 1 of every sandbox.
+//
+//   sbx-init                 idle: reap orphans until SIGTERM, SIGINT or SIGHUP, then exit 0
+//   sbx-init -- CMD ARGS...  run CMD as its child, forward signals to it, reap orphans; when CMD ends, kill what is
+//                            left in the sandbox and exit with CMD's status (128+N for signal N)
+//
+// It inherits fd 3 as the status channel to the runtime and writes one line there before it exits:
+// "exited N" or "signaled N". The runtime execs this binary from a sealed memfd, so /proc/1/exe inside the sandbox
+// never points at a host file. Statically linked; uses only libc.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr int kStatusFd = 3;
+
+struct MainState {
+  pid_t pid = -1;
+  bool done = false;
+  int status = 0;
+};
+
+void report(const char* kind, int value) {
+  char line[64];
+  int n = snprintf(line, sizeof line, "%s %d\n", kind, value);
+  if (n > 0) {
+    ssize_t ignored = write(kStatusFd, line, static_cast<size_t>(n));
+    (void)ignored;
+  }
+}
+
+[[noreturn]] void finish(int wait_status) {
+  if (WIFSIGNALED(wait_status)) {
+    report("signaled", WTERMSIG(wait_status));
+    _exit(128 + WTERMSIG(wait_status));
+  }
+  int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 1;
+  report("exited", code);
+  _exit(code);
+}
+
+[[noreturn]] void exec_main(char** argv, const sigset_t* original_mask) {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    signal(sig, SIG_DFL);
+  }
+  sigprocmask(SIG_SETMASK, original_mask, nullptr);
+  setsid();
+  execvp(argv[0], argv);
+  int err = errno;
+  dprintf(2, "sbx-init: exec '%s': %s\n", argv[0], strerror(err));
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+// Reaps every exited child; records the main command's status.
+void reap(MainState* main) {
+  for (;;) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) {
+      return;
+    }
+    if (pid == main->pid) {
+      main->done = true;
+      main->status = status;
+    }
+  }
+}
+
+// The main command is gone: everything else in the sandbox goes too, then init reports and exits.
+[[noreturn]] void end_sandbox(const MainState& main) {
+  kill(-1, SIGKILL);
+  while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+  }
+  finish(main.status);
+}
+
+bool is_stop_signal(int sig) { return sig == SIGTERM || sig == SIGINT || sig == SIGHUP; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Only ever pid 1 of a fresh pid namespace: elsewhere its kill(-1, SIGKILL) would hit every process it may signal.
+  if (getpid() != 1) {
+    dprintf(2, "sbx-init: refusing to run as pid %d; sbx-init runs only as pid 1 of a sandbox\n", getpid());
+    return 125;
+  }
+  fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  prctl(PR_SET_NAME, "sbx-init", 0, 0, 0);
+
+  char** cmd = nullptr;
+  if (argc >= 3 && strcmp(argv[1], "--") == 0) {
+    cmd = argv + 2;
+  } else if (argc != 1) {
+    dprintf(2, "sbx-init: usage: sbx-init [-- CMD ARGS...]\n");
+    report("exited", 2);
+    return 2;
+  }
+
+  sigset_t all;
+  sigset_t original;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &original);
+
+  MainState main_state;
+  if (cmd != nullptr) {
+    main_state.pid = fork();
+    if (main_state.pid < 0) {
+      dprintf(2, "sbx-init: fork: %s\n", strerror(errno));
+      report("exited", 1);
+      return 1;
+    }
+    if (main_state.pid == 0) {
+      exec_main(cmd, &original);
+    }
+  }
+
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig < 0) {
+      continue;
+    }
+    if (sig == SIGCHLD) {
+      reap(&main_state);
+      if (main_state.done) {
+        end_sandbox(main_state);
+      }
+      continue;
+    }
+    if (cmd == nullptr) {
+      if (is_stop_signal(sig)) {
+        report("exited", 0);
+        return 0;
+      }
+      continue;
+    }
+    kill(main_state.pid, sig);
+  }
+}

@@ -1,0 +1,178 @@
+#include "runtime/plan.h"
+
+#include <sys/stat.h>
+
+#include "runtime/caps.h"
+#include "runtime/rlimit.h"
+
+namespace sbx::rt {
+
+namespace {
+
+// What runc and crun hide or freeze by default.
+const std::vector<std::string> kMaskedPaths = {
+    "/proc/acpi",       "/proc/asound",        "/proc/kcore",     "/proc/keys",       "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats",   "/proc/sched_debug", "/proc/scsi",     "/sys/firmware",
+    "/sys/devices/virtual/powercap"};
+const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                                 "/proc/sysrq-trigger"};
+
+constexpr size_t kMaxIdLength = 64;
+constexpr size_t kMaxHostname = 64;
+constexpr uint64_t kMinTmpfs = 1 << 20;
+
+bool is_id_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+bool is_hostname_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+// An absolute path with no "." or ".." component and no NUL.
+Result<void> check_sandbox_path(const std::string& path, std::string_view field) {
+  if (path.empty() || path.front() != '/') {
+    return make_error("{}: '{}' must be an absolute path", field, path);
+  }
+  if (path.find('\0') != std::string::npos) {
+    return make_error("{}: contains a NUL byte", field);
+  }
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    size_t next = path.find('/', pos + 1);
+    std::string part = path.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+    if (part == "." || part == "..") {
+      return make_error("{}: '{}' must not contain '.' or '..' components", field, path);
+    }
+    pos = next;
+  }
+  return ok();
+}
+
+Result<void> check_host_path(const std::string& path, std::string_view field, bool want_dir) {
+  SBX_TRY(check_sandbox_path(path, field));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) < 0) {
+    return sys_error("{}: '{}'", field, path);
+  }
+  if (want_dir && !S_ISDIR(st.st_mode)) {
+    return make_error("{}: '{}' is not a directory", field, path);
+  }
+  return ok();
+}
+
+Result<void> validate_root(const RootfsPlan& root) {
+  if (root.lower_dirs.empty()) {
+    return make_error("root.lower_dirs: at least one root filesystem directory is required");
+  }
+  if (root.read_only && root.lower_dirs.size() != 1) {
+    return make_error("root.lower_dirs: a read-only root takes exactly one directory, not {}", root.lower_dirs.size());
+  }
+  if (root.read_only && root.upper_tmpfs_size) {
+    return make_error("root.upper_tmpfs_size: a read-only root has no upper layer");
+  }
+  if (root.upper_tmpfs_size && *root.upper_tmpfs_size < kMinTmpfs) {
+    return make_error("root.upper_tmpfs_size: {} is below the minimum of 1 MiB", *root.upper_tmpfs_size);
+  }
+  for (size_t i = 0; i < root.lower_dirs.size(); ++i) {
+    SBX_TRY(check_host_path(root.lower_dirs[i], fmt::format("root.lower_dirs[{}]", i), true));
+  }
+  return ok();
+}
+
+Result<void> validate_mounts(const std::vector<BindMount>& mounts) {
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    SBX_TRY(check_host_path(mounts[i].source, fmt::format("mounts[{}].source", i), false));
+    SBX_TRY(check_sandbox_path(mounts[i].destination, fmt::format("mounts[{}].destination", i)));
+    if (mounts[i].destination == "/") {
+      return make_error("mounts[{}].destination: cannot bind over the root", i);
+    }
+  }
+  return ok();
+}
+
+Result<void> validate_hostname(const std::string& name) {
+  if (name.empty() || name.size() > kMaxHostname) {
+    return make_error("hostname: must be 1 to {} characters", kMaxHostname);
+  }
+  for (char c : name) {
+    if (!is_hostname_char(c)) {
+      return make_error("hostname: '{}' may contain only letters, digits, '-' and '.'", name);
+    }
+  }
+  return ok();
+}
+
+}  // namespace
+
+Plan default_plan(std::string id, std::vector<std::string> lower_dirs) {
+  Plan plan;
+  plan.hostname = id.substr(0, std::min(id.size(), kMaxHostname));
+  plan.id = std::move(id);
+  plan.root.lower_dirs = std::move(lower_dirs);
+  plan.masked_paths = kMaskedPaths;
+  plan.readonly_paths = kReadonlyPaths;
+  return plan;
+}
+
+Result<void> validate_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdLength) {
+    return make_error("id: must be 1 to {} characters", kMaxIdLength);
+  }
+  if (!((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9'))) {
+    return make_error("id: '{}' must start with a lowercase letter or digit", id);
+  }
+  for (char c : id) {
+    if (!is_id_char(c)) {
+      return make_error("id: '{}' may contain only a-z, 0-9, '-', '_' and '.'", id);
+    }
+  }
+  return ok();
+}
+
+Result<void> validate_process(const ProcessSpec& proc, std::string_view field) {
+  if (proc.argv.empty() || proc.argv[0].empty()) {
+    return make_error("{}.argv: must name a program", field);
+  }
+  for (size_t i = 0; i < proc.argv.size(); ++i) {
+    if (proc.argv[i].find('\0') != std::string::npos) {
+      return make_error("{}.argv[{}]: contains a NUL byte", field, i);
+    }
+  }
+  for (size_t i = 0; i < proc.env.size(); ++i) {
+    const auto& e = proc.env[i];
+    if (e.find('=') == std::string::npos || e.front() == '=' || e.find('\0') != std::string::npos) {
+      return make_error("{}.env[{}]: '{}' is not NAME=value", field, i, e);
+    }
+  }
+  SBX_TRY_CTX(check_sandbox_path(proc.cwd, "cwd"), "{}", field);
+  return ok();
+}
+
+Result<void> validate_plan(const Plan& plan) {
+  SBX_TRY(validate_id(plan.id));
+  SBX_TRY(validate_hostname(plan.hostname));
+  SBX_TRY(validate_root(plan.root));
+  SBX_TRY(validate_mounts(plan.mounts));
+  if (plan.dev_shm_size < kMinTmpfs) {
+    return make_error("dev_shm_size: {} is below the minimum of 1 MiB", plan.dev_shm_size);
+  }
+  if (plan.tmp_size < kMinTmpfs) {
+    return make_error("tmp_size: {} is below the minimum of 1 MiB", plan.tmp_size);
+  }
+  for (size_t i = 0; i < plan.masked_paths.size(); ++i) {
+    SBX_TRY(check_sandbox_path(plan.masked_paths[i], fmt::format("masked_paths[{}]", i)));
+  }
+  for (size_t i = 0; i < plan.readonly_paths.size(); ++i) {
+    SBX_TRY(check_sandbox_path(plan.readonly_paths[i], fmt::format("readonly_paths[{}]", i)));
+  }
+  SBX_TRY(validate_cgroup_limits(plan.limits));
+  SBX_TRY(validate_rlimits(plan.security.rlimits));
+  SBX_TRY(parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
+  if (plan.main) {
+    SBX_TRY(validate_process(*plan.main, "main"));
+  }
+  return ok();
+}
+
+}  // namespace sbx::rt

@@ -1,0 +1,81 @@
+#pragma once
+// Plan: the fully resolved description of one sandbox, the only input runtime::create() takes. The daemon translates
+// a user's request into a Plan; nothing here is a default that the kernel has not been told about explicitly,
+// except where default_plan() fills one in.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "runtime/cgroup.h"
+
+namespace sbx::rt {
+
+struct RootfsPlan {
+  // Read-only layers of the overlay, topmost first. With read_only, exactly one: bound read-only as the root.
+  std::vector<std::string> lower_dirs;
+  bool read_only = false;
+  // Overlay upper/work on a tmpfs of this many bytes (bounds the sandbox's disk use). Unset: a directory under the
+  // sandbox's run dir, on the host's disk.
+  std::optional<uint64_t> upper_tmpfs_size;
+};
+
+struct BindMount {
+  std::string source;       // host path, file or directory
+  std::string destination;  // absolute path inside the sandbox; created if missing
+  bool read_only = true;    // always nosuid,nodev
+};
+
+// A process to run in the sandbox: the main command (run by init) or an exec.
+struct ProcessSpec {
+  std::vector<std::string> argv;  // argv[0] without a '/' is looked up in the PATH of `env`
+  std::vector<std::string> env;   // "NAME=value"
+  std::string cwd = "/";          // inside the sandbox
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
+  // Borrowed fds for stdio; -1 means /dev/null inside the sandbox.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+
+struct Rlimits {
+  std::optional<uint64_t> nofile;  // soft = hard
+  std::optional<uint64_t> nproc;
+  std::optional<uint64_t> fsize;  // bytes
+  uint64_t core = 0;
+};
+
+struct SecurityPlan {
+  std::vector<std::string> keep_caps;  // "CAP_NET_BIND_SERVICE"...; everything else is dropped from every set
+  std::string seccomp_profile;         // path of an OCI-format JSON profile; empty: no filter
+  Rlimits rlimits;
+};
+
+struct Plan {
+  std::string id;  // [a-z0-9][a-z0-9_.-]{0,63}; names the run dir and the cgroup
+  std::string hostname;
+  RootfsPlan root;
+  std::vector<BindMount> mounts;
+  uint64_t dev_shm_size = 64ull << 20;
+  uint64_t tmp_size = 256ull << 20;
+  std::vector<std::string> masked_paths;    // inside the sandbox; missing ones are skipped
+  std::vector<std::string> readonly_paths;  // likewise
+  CgroupLimits limits;
+  SecurityPlan security;
+  std::optional<ProcessSpec> main;  // run by init as its child; none: init idles until stopped
+};
+
+// A Plan with the masked and read-only paths every sandbox gets (those of runc/crun) and the given id and rootfs.
+Plan default_plan(std::string id, std::vector<std::string> lower_dirs);
+
+// Checks a plan before anything is created: ids, paths (lower dirs exist and are directories, bind sources exist),
+// limits in range, capability names known, argv/env well formed. Errors name the field ("mounts[1].destination:
+// must be an absolute path").
+Result<void> validate_plan(const Plan& plan);
+Result<void> validate_process(const ProcessSpec& proc, std::string_view field);
+Result<void> validate_id(std::string_view id);
+
+}  // namespace sbx::rt

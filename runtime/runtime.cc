@@ -1,0 +1,272 @@
+#include "runtime/runtime.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/file.h"
+#include "base/scope.h"
+#include "runtime/exec.h"
+#include "runtime/mount.h"
+#include "runtime/namespaces.h"
+#include "runtime/spawn.h"
+#include "runtime/state.h"
+
+extern "C" const unsigned char sbx_init_blob[];
+extern "C" const unsigned char sbx_init_blob_end[];
+
+namespace sbx::rt {
+
+namespace {
+
+// A sealed memfd holding sbx-init: executable, but nobody can write to it, and inside the sandbox /proc/1/exe
+// names it rather than a host file.
+Result<Fd> make_init_memfd() {
+  int fd = ::memfd_create("sbx-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    return sys_error("memfd_create for sbx-init");
+  }
+  Fd memfd(fd);
+  size_t size = static_cast<size_t>(sbx_init_blob_end - sbx_init_blob);
+  SBX_TRY_CTX(write_all(fd, std::string_view(reinterpret_cast<const char*>(sbx_init_blob), size)),
+              "copy sbx-init into its memfd");
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+    return sys_error("seal the sbx-init memfd");
+  }
+  return memfd;
+}
+
+struct CreateChildArgs {
+  const Plan* plan;
+  const SandboxPaths* paths;
+  int init_memfd;
+  int status_fd;
+  const SeccompFilter* seccomp;
+  const std::vector<int>* keep_caps;
+};
+
+// The sandbox's first process (pid 1 of its pid namespace): builds its world, then becomes sbx-init.
+[[noreturn]] void run_create_child(int sync_fd, const CreateChildArgs& a) {
+  if (!wait_for_go(sync_fd)) {
+    ::_exit(1);
+  }
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (::unshare(CLONE_NEWCGROUP) < 0) {
+    fail_child_errno(sync_fd, errno, "unshare the cgroup namespace");
+  }
+  if (auto r = setup_rootfs(*a.plan, *a.paths); !r.ok()) {
+    fail_child(sync_fd, r.error());
+  }
+  if (int err = set_hostname(a.plan->hostname)) {
+    fail_child_errno(sync_fd, err, "set the hostname");
+  }
+  if (int err = bring_up_loopback()) {
+    fail_child_errno(sync_fd, err, "bring up lo");
+  }
+  static const ProcessSpec kIdle;
+  FinalExec fx;
+  fx.proc = a.plan->main ? &*a.plan->main : &kIdle;
+  fx.argv = {"sbx-init"};
+  if (a.plan->main) {
+    fx.argv.push_back("--");
+    fx.argv.insert(fx.argv.end(), a.plan->main->argv.begin(), a.plan->main->argv.end());
+  }
+  fx.exec_fd = a.init_memfd;
+  fx.status_fd = a.status_fd;
+  fx.rlimits = &a.plan->security.rlimits;
+  fx.keep_caps = a.keep_caps;
+  fx.seccomp = a.seccomp;
+  finish_child(sync_fd, fx);
+}
+
+Result<void> make_run_dirs(const SandboxPaths& paths, const std::string& id) {
+  if (::mkdir(paths.dir.c_str(), 0700) < 0) {
+    if (errno == EEXIST) {
+      return Error(fmt::format("sandbox '{}' already exists ({})", id, paths.dir), EEXIST);
+    }
+    return sys_error("mkdir '{}'", paths.dir);
+  }
+  for (const auto& d : {paths.rootfs, paths.rw}) {
+    if (::mkdir(d.c_str(), 0700) < 0) {
+      return sys_error("mkdir '{}'", d);
+    }
+  }
+  return ok();
+}
+
+Result<std::shared_ptr<const SeccompFilter>> load_filter(SeccompCache& cache, const SecurityPlan& sec) {
+  if (sec.seccomp_profile.empty()) {
+    return std::shared_ptr<const SeccompFilter>();
+  }
+  return cache.load(sec.seccomp_profile, sec.keep_caps);
+}
+
+// Kills the sandbox's init (verified by start time, so a recycled pid is never hit) when the state file says where.
+void kill_init(const std::string& state_path) {
+  auto state = read_state(state_path);
+  if (!state.ok()) {
+    return;
+  }
+  auto pidfd = open_init_pidfd(*state);
+  if (pidfd.ok()) {
+    ::syscall(SYS_pidfd_send_signal, pidfd->get(), SIGKILL, nullptr, 0);
+  }
+}
+
+}  // namespace
+
+Result<ExitStatus> Sandbox::wait() {
+  // init writes one line on its status pipe before exiting; EOF without one means init itself was killed.
+  std::string line;
+  char buf[64];
+  for (;;) {
+    ssize_t n = ::read(status_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    line.append(buf, static_cast<size_t>(n));
+  }
+  SBX_ASSIGN(ExitStatus init_status, init_.wait());
+  ExitStatus st;
+  int value = 0;
+  if (std::sscanf(line.c_str(), "exited %d", &value) == 1) {
+    st.code = value;
+  } else if (std::sscanf(line.c_str(), "signaled %d", &value) == 1) {
+    st.signaled = true;
+    st.signal = value;
+  } else {
+    st = init_status;
+  }
+  return st;
+}
+
+Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeConfig config) {
+  std::unique_ptr<Runtime> rt(new Runtime(std::move(config)));
+  SBX_TRY_CTX(make_dirs(rt->config_.run_root, 0711), "open runtime");
+  SBX_ASSIGN(rt->cgroups_, CgroupManager::open(rt->config_.cgroup));
+  SBX_ASSIGN(rt->init_memfd_, make_init_memfd());
+  return rt;
+}
+
+Runtime::~Runtime() = default;
+
+Result<Sandbox> Runtime::create(const Plan& plan) {
+  auto ctx = [&plan] { return fmt::format("create sandbox '{}'", plan.id); };
+  // Everything that can be checked is checked before the first kernel object exists.
+  SBX_TRY_CTX(validate_plan(plan), "{}", ctx());
+  SBX_TRY_CTX(cgroups_->check_supported(plan.limits), "{}", ctx());
+  SBX_ASSIGN(auto filter, load_filter(seccomp_, plan.security));
+  SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
+
+  SandboxPaths paths(sandbox_dir(plan.id));
+  SBX_TRY_CTX(make_run_dirs(paths, plan.id), "{}", ctx());
+  ScopeGuard rollback([&] { (void)destroy(plan.id); });
+
+  SBX_ASSIGN(auto cgroup, cgroups_->create(plan.id, plan.limits));
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC) < 0) {
+    return sys_error("{}: create the status pipe", ctx());
+  }
+  Fd status_read(status_pipe[0]);
+  Fd status_write(status_pipe[1]);
+  SBX_ASSIGN(SyncPair sync, make_sync_pair());
+
+  int pidfd = -1;
+  pid_t pid = clone3_process(kSandboxCloneFlags | CLONE_PIDFD, &pidfd, cgroup->clone_into_fd());
+  if (pid < 0) {
+    return sys_error("{}: clone into new namespaces", ctx());
+  }
+  if (pid == 0) {
+    sync.parent.reset();
+    CreateChildArgs args{&plan, &paths, init_memfd_.get(), status_write.get(), filter.get(), &keep_caps};
+    run_create_child(sync.child.get(), args);
+  }
+  Sandbox sandbox;
+  sandbox.id_ = plan.id;
+  sandbox.init_ = Process(pid, Fd(pidfd));
+  sandbox.status_ = std::move(status_read);
+  sync.child.reset();
+  status_write.reset();
+
+  if (cgroup->clone_into_fd() < 0) {
+    SBX_TRY_CTX(cgroup->add_process(pid), "{}", ctx());
+  }
+  SBX_TRY_CTX(send_go(sync.parent.get()), "{}", ctx());
+  SBX_TRY_CTX(read_child_reports(sync.parent.get()), "{}", ctx());
+
+  SandboxState state{plan.id, pid, 0, plan.security};
+  SBX_ASSIGN(state.init_start_time, process_start_time(pid));
+  SBX_TRY_CTX(write_state(paths.state, state), "{}", ctx());
+  rollback.dismiss();
+  return sandbox;
+}
+
+Result<Process> Runtime::exec(const std::string& id, const ProcessSpec& proc) {
+  auto ctx = [&id] { return fmt::format("exec in sandbox '{}'", id); };
+  SBX_TRY_CTX(validate_id(id), "{}", ctx());
+  SBX_TRY_CTX(validate_process(proc, "process"), "{}", ctx());
+  SBX_ASSIGN(SandboxState state, read_state(SandboxPaths(sandbox_dir(id)).state));
+  SBX_ASSIGN(auto filter, load_filter(seccomp_, state.security));
+  SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(state.security.keep_caps, "keep_caps"));
+  auto pidfd = open_init_pidfd(state);
+  if (!pidfd.ok()) {
+    return std::move(pidfd).error().context(ctx());
+  }
+  std::unique_ptr<Cgroup> cgroup = cgroups_->attach(id);
+  ExecContext ec{pidfd->get(), cgroup.get(), filter.get(), &keep_caps, &state.security.rlimits};
+  auto process = exec_process(ec, proc);
+  if (!process.ok()) {
+    return std::move(process).error().context(ctx());
+  }
+  return process;
+}
+
+Result<void> Runtime::destroy(const std::string& id) {
+  auto ctx = [&id] { return fmt::format("destroy sandbox '{}'", id); };
+  SBX_TRY_CTX(validate_id(id), "{}", ctx());
+  SandboxPaths paths(sandbox_dir(id));
+  kill_init(paths.state);
+  SBX_TRY_CTX(cgroups_->attach(id)->remove(), "{}", ctx());
+  SBX_TRY_CTX(remove_tree(paths.dir), "{}", ctx());
+  return ok();
+}
+
+Result<CgroupStats> Runtime::stats(const std::string& id) const {
+  SBX_TRY_CTX(validate_id(id), "stats of sandbox '{}'", id);
+  auto st = cgroups_->attach(id)->stats();
+  if (!st.ok()) {
+    return std::move(st).error().context(fmt::format("stats of sandbox '{}'", id));
+  }
+  return st;
+}
+
+Result<std::vector<std::string>> Runtime::list() const {
+  SBX_ASSIGN(std::vector<std::string> ids, cgroups_->list());
+  DIR* d = ::opendir(config_.run_root.c_str());
+  if (d == nullptr) {
+    return sys_error("list '{}'", config_.run_root);
+  }
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != ".." && validate_id(name).ok()) {
+      ids.push_back(name);
+    }
+  }
+  ::closedir(d);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+}  // namespace sbx::rt

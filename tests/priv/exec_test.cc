@@ -1,0 +1,160 @@
+// Lifecycle: refused plans, rollback of failed creates, idempotent destroy, many execs, the v2 back end.
+#include <doctest/doctest.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "tests/priv/fixture.h"
+
+using namespace sbx;
+using namespace sbx::test;
+
+namespace {
+
+// Nothing of sandbox `id` exists: no run dir, no cgroup directory.
+void check_gone(rt::Runtime& runtime, const std::string& id) {
+  CHECK_FALSE(path_exists(runtime.sandbox_dir(id)));
+  for (const auto& p : runtime.cgroups().attach(id)->paths()) {
+    INFO(p);
+    CHECK_FALSE(path_exists(p));
+  }
+}
+
+void check_refused(rt::Runtime& runtime, const rt::Plan& plan, const std::string& field) {
+  auto r = runtime.create(plan);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.error().message());
+  CHECK(r.error().message().find(field) != std::string::npos);
+  check_gone(runtime, plan.id);
+}
+
+}  // namespace
+
+TEST_SUITE("lifecycle") {
+
+TEST_CASE("an invalid plan is refused, naming the field, before anything is created") {
+  auto& env = TestEnv::get();
+  auto& rt = env.runtime();
+  auto p = env.plan(env.unique_id("bad"));
+  p.root.lower_dirs = {"/nonexistent/rootfs"};
+  check_refused(rt, p, "root.lower_dirs[0]");
+
+  p = env.plan(env.unique_id("bad"));
+  p.security.seccomp_profile = "/nonexistent/profile.json";
+  check_refused(rt, p, "/nonexistent/profile.json");
+
+  std::string dir = make_temp_dir("sbx-profile");
+  REQUIRE_OK(create_file(dir + "/bad.json", "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": ["));
+  p.security.seccomp_profile = dir + "/bad.json";
+  check_refused(rt, p, "bad.json");
+  REQUIRE_OK(create_file(dir + "/unknown.json",
+                         R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mountx"], "action": "SCMP_ACT_ERRNO"}]})"));
+  p.security.seccomp_profile = dir + "/unknown.json";
+  check_refused(rt, p, "mountx");
+  REQUIRE_OK(remove_tree(dir));
+
+  p = env.plan(env.unique_id("bad"));
+  p.limits.memory_max = 1024;
+  check_refused(rt, p, "limits.memory");
+  p = env.plan(env.unique_id("bad"));
+  p.limits.pids_max = 0;
+  check_refused(rt, p, "limits.pids");
+  p = env.plan(env.unique_id("bad"));
+  p.security.keep_caps = {"CAP_WHATEVER"};
+  check_refused(rt, p, "security.keep_caps[0]");
+  p = env.plan(env.unique_id("bad"));
+  p.mounts.push_back({"/etc", "relative/path", true});
+  check_refused(rt, p, "mounts[1].destination");
+  p = env.plan("Bad_Id");
+  check_refused(rt, p, "id");
+}
+
+TEST_CASE("a create that fails inside the child is rolled back completely") {
+  auto& env = TestEnv::get();
+  auto p = env.plan(env.unique_id("rollback"));
+  p.main = shell("true");
+  p.main->cwd = "/no/such/dir";
+  auto r = env.runtime().create(p);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message().find("chdir to '/no/such/dir'") != std::string::npos);
+  CHECK(r.error().sys_errno() == ENOENT);
+  check_gone(env.runtime(), p.id);
+}
+
+TEST_CASE("a sandbox id that exists already is refused and the existing one is untouched") {
+  auto& env = TestEnv::get();
+  auto p = env.plan(env.unique_id("dup"));
+  SandboxGuard g(env.runtime(), p);
+  auto r = env.runtime().create(p);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().sys_errno() == EEXIST);
+  CHECK(exec_capture(env.runtime(), g.id(), shell("true")).status.code == 0);
+}
+
+TEST_CASE("destroy kills everything, removes everything and is idempotent") {
+  auto& env = TestEnv::get();
+  auto p = env.plan(env.unique_id("destroy"));
+  auto sandbox = env.runtime().create(p);
+  REQUIRE_OK(sandbox);
+  auto bg = env.runtime().exec(p.id, shell("sleep 1000"));
+  REQUIRE_OK(bg);
+  REQUIRE_OK(env.runtime().destroy(p.id));
+  auto st = bg->wait();
+  REQUIRE_OK(st);
+  CHECK(st->signaled);
+  auto init = sandbox->wait();
+  REQUIRE_OK(init);
+  CHECK(init->signaled);
+  check_gone(env.runtime(), p.id);
+  REQUIRE_OK(env.runtime().destroy(p.id));
+  REQUIRE_OK(env.runtime().destroy("never-existed"));
+  auto r = env.runtime().exec(p.id, shell("true"));
+  CHECK_FALSE(r.ok());
+}
+
+TEST_CASE("twenty execs in a row each get a fresh, correctly confined process") {
+  auto& env = TestEnv::get();
+  SandboxGuard g(env.runtime(), env.plan(env.unique_id("many")));
+  for (int i = 0; i < 20; ++i) {
+    auto out = exec_capture(env.runtime(), g.id(), shell("echo $$; grep Seccomp: /proc/self/status"));
+    CHECK(out.status.code == 0);
+    CHECK(out.out.find("Seccomp:\t2") != std::string::npos);
+  }
+}
+
+TEST_CASE("the v2 back end runs sandboxes on the unified hierarchy: clone into cgroup, kill, remove") {
+  // On this hybrid host the cgroup2 mount has no controllers but all of the v2 mechanics.
+  std::string root = "/sys/fs/cgroup/unified";
+  struct statfs sfs {};
+  if (::statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
+    root = "/sys/fs/cgroup";
+  } else if (::statfs(root.c_str(), &sfs) < 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+    MESSAGE("skipped: no cgroup2 mount on this host");
+    return;
+  }
+  rt::RuntimeConfig config;
+  config.run_root = fmt::format("/run/sbx-test-v2-{}", ::getpid());
+  config.cgroup.mode = rt::CgroupMode::kV2;
+  config.cgroup.root = root;
+  config.cgroup.parent_name = fmt::format("sbx-test-{}", ::getpid());
+  auto opened = rt::Runtime::open(config);
+  REQUIRE_OK(opened);
+  auto& rt = **opened;
+  auto p = TestEnv::get().plan("v2-sandbox");
+  {
+    SandboxGuard g(rt, p);
+    auto out = exec_capture(rt, g.id(), shell("cat /proc/self/cgroup"));
+    // The cgroup namespace hides the host's path.
+    CHECK(out.out.find("0::/\n") != std::string::npos);
+    std::string dir = rt.cgroups().attach(g.id())->paths().at(0);
+    auto procs = read_file(dir + "/cgroup.procs");
+    REQUIRE_OK(procs);
+    CHECK(trim(*procs) == std::to_string(g.sandbox().init_pid()));
+  }
+  check_gone(rt, p.id);
+  REQUIRE_OK(rt.cgroups().remove_parent());
+  ::rmdir(config.run_root.c_str());
+}
+
+}  // TEST_SUITE
