@@ -1,0 +1,27 @@
+#!/bin/sh
+# Runs after every other test: fails on anything of sbx's tests still on this machine — a mount, a cgroup, a run
+# dir, a network link or nft table, or a process running our init or probe. Each is a gap in some cleanup path.
+set -u
+leaks=$(
+  {
+    awk '$5 ~ /sbx/ { print "mount:   " $5 }' /proc/self/mountinfo
+    find /sys/fs/cgroup -mindepth 1 -maxdepth 6 -type d -name 'sbx-test*' 2>/dev/null | sed 's/^/cgroup:  /'
+    find /run -maxdepth 1 -name 'sbx-test*' 2>/dev/null | sed 's/^/run dir: /'
+    ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /sbx/ { print "link:    " $2 }'
+    nft list tables 2>/dev/null | awk '/sbx/ { print "nft:     " $0 }'
+    for comm in /proc/[0-9]*/comm; do
+      name=$(cat "$comm" 2>/dev/null) || continue
+      case $name in
+        sbx-init|sbx-probe) pid=${comm#/proc/}; echo "process: ${pid%/comm} ($name)" ;;
+      esac
+    done
+  } 2>/dev/null
+)
+if [ -n "$leaks" ]; then
+  echo "leakcheck: the test suite left these behind:"
+  echo "$leaks"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "leakcheck: no mount, cgroup, run dir, link, nft table or process of the tests is left"
+exit 0
