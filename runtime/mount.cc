@@ -7,6 +7,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <optional>
 #include <vector>
 
 #include "base/fd.h"
@@ -241,14 +242,23 @@ Result<void> attach_binds(const std::vector<BindMount>& mounts, const std::vecto
   return ok();
 }
 
+// A mount target that may be missing (masked and read-only paths differ between kernels): nullopt when it is.
+Result<std::optional<Fd>> open_existing(const std::string& path, std::string_view what) {
+  auto target = open_target(path, Leaf::kFile, false);
+  if (target.ok()) {
+    return std::optional<Fd>(std::move(target).value());
+  }
+  if (target.error().sys_errno() == ENOENT) {
+    return std::optional<Fd>();
+  }
+  return std::move(target).error().context(what);
+}
+
 // Hides `path`: /dev/null over a file, an empty read-only tmpfs over a directory. A missing path is skipped.
 Result<void> mask_path(const std::string& path) {
-  auto target = open_target(path, Leaf::kFile, false);
-  if (!target.ok()) {
-    if (target.error().sys_errno() == ENOENT) {
-      return ok();
-    }
-    return std::move(target).error().context("mask");
+  SBX_ASSIGN(std::optional<Fd> target, open_existing(path, "mask"));
+  if (!target) {
+    return ok();
   }
   struct stat st {};
   if (::fstat(target->get(), &st) < 0) {
@@ -268,12 +278,9 @@ Result<void> mask_path(const std::string& path) {
 
 // Re-mounts `path` read-only over itself. A missing path is skipped.
 Result<void> make_readonly(const std::string& path) {
-  auto target = open_target(path, Leaf::kFile, false);
-  if (!target.ok()) {
-    if (target.error().sys_errno() == ENOENT) {
-      return ok();
-    }
-    return std::move(target).error().context("make read-only");
+  SBX_ASSIGN(std::optional<Fd> target, open_existing(path, "make read-only"));
+  if (!target) {
+    return ok();
   }
   int fd = ::open_tree(target->get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
   if (fd < 0) {

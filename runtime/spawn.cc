@@ -95,6 +95,19 @@ int place_fds(const FinalExec& fx) noexcept {
   return 0;
 }
 
+// execve keeps the signal mask and ignored signals: a sandboxed program must not inherit the runtime's (a daemon
+// blocks signals for signalfd and ignores SIGPIPE).
+int reset_signals() noexcept {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) {
+      ::signal(sig, SIG_DFL);
+    }
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  return ::sigprocmask(SIG_SETMASK, &none, nullptr) < 0 ? errno : 0;
+}
+
 Identity identity_of(const ProcessSpec& proc) {
   Identity id;
   id.uid = proc.uid;
@@ -208,6 +221,9 @@ void finish_child(int sync_fd, const FinalExec& fx) noexcept {
   int exec_fd = fx.exec_fd >= 0 ? ::fcntl(fx.exec_fd, F_DUPFD_CLOEXEC, 10) : -1;
   if (fx.exec_fd >= 0 && exec_fd < 0) {
     fail_child_errno(sync_fd, errno, "duplicate the init fd");
+  }
+  if (int err = reset_signals()) {
+    fail_child_errno(sync_fd, err, "reset the signal mask");
   }
   const char* step = "set up stdio";
   if (int err = place_fds(fx)) {

@@ -103,6 +103,22 @@ TEST_CASE("exec runs with the given env, cwd, uid and gid") {
   CHECK(kv["CapEff"] == "0000000000000000");
 }
 
+TEST_CASE("a sandboxed process inherits no blocked or ignored signal from the runtime") {
+  auto& env = TestEnv::get();
+  SandboxGuard g(env.runtime(), env.plan(env.unique_id("sigs")));
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigset_t old;
+  sigprocmask(SIG_BLOCK, &block, &old);
+  auto old_pipe = ::signal(SIGPIPE, SIG_IGN);
+  auto kv = exec_capture(env.runtime(), g.id(), probe({"status"})).kv();
+  ::signal(SIGPIPE, old_pipe);
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  CHECK(kv["SigBlk"] == "0000000000000000");
+  CHECK(kv["SigIgn"] == "0000000000000000");
+}
+
 TEST_CASE("exit codes and signals of an exec propagate") {
   auto& env = TestEnv::get();
   SandboxGuard g(env.runtime(), env.plan(env.unique_id("exit")));

@@ -142,7 +142,7 @@ int cmd_status() {
   char cwd[512] = {};
   printf("pid=%d\nppid=%d\nuid=%d\ngid=%d\nhostname=%s\ncwd=%s\nprocesses=%d\n", getpid(), getppid(), getuid(),
          getgid(), host, getcwd(cwd, sizeof cwd) ? cwd : "?", count_processes());
-  for (const char* k : {"CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh", "NoNewPrivs", "Seccomp"}) {
+  for (const char* k : {"CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh", "NoNewPrivs", "Seccomp", "SigBlk", "SigIgn"}) {
     print_status_line(k);
   }
   print_file("init_comm", "/proc/1/comm");
