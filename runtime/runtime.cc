@@ -121,6 +121,22 @@ void kill_init(const std::string& state_path) {
   }
 }
 
+// clone3 copies only the calling thread: a lock another thread held (malloc's, say) would stay locked forever in the
+// child. So the process that creates or enters sandboxes must be single-threaded; refuse otherwise.
+Result<void> check_single_threaded() {
+  SBX_ASSIGN(std::string status, read_file("/proc/self/status"));
+  size_t pos = status.find("\nThreads:");
+  if (pos == std::string::npos) {
+    return make_error("/proc/self/status has no Threads: line");
+  }
+  SBX_ASSIGN(uint64_t threads, parse_u64(status.substr(pos + 9, status.find('\n', pos + 1) - pos - 9)));
+  if (threads != 1) {
+    return make_error("the calling process has {} threads; sandboxes are created and entered only from a "
+                      "single-threaded process", threads);
+  }
+  return ok();
+}
+
 }  // namespace
 
 Result<ExitStatus> Sandbox::wait() {
@@ -166,6 +182,7 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   // Everything that can be checked is checked before the first kernel object exists.
   SBX_TRY_CTX(validate_plan(plan), "{}", ctx());
   SBX_TRY_CTX(cgroups_->check_supported(plan.limits), "{}", ctx());
+  SBX_TRY_CTX(check_single_threaded(), "{}", ctx());
   SBX_ASSIGN(auto filter, load_filter(seccomp_, plan.security));
   SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
 
@@ -216,6 +233,7 @@ Result<Process> Runtime::exec(const std::string& id, const ProcessSpec& proc) {
   auto ctx = [&id] { return fmt::format("exec in sandbox '{}'", id); };
   SBX_TRY_CTX(validate_id(id), "{}", ctx());
   SBX_TRY_CTX(validate_process(proc, "process"), "{}", ctx());
+  SBX_TRY_CTX(check_single_threaded(), "{}", ctx());
   SBX_ASSIGN(SandboxState state, read_state(SandboxPaths(sandbox_dir(id)).state));
   SBX_ASSIGN(auto filter, load_filter(seccomp_, state.security));
   SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(state.security.keep_caps, "keep_caps"));

@@ -2,7 +2,12 @@
 #include <doctest/doctest.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "base/file.h"
 #include "tests/priv/fixture.h"
@@ -111,6 +116,43 @@ TEST_CASE("destroy kills everything, removes everything and is idempotent") {
   REQUIRE_OK(env.runtime().destroy("never-existed"));
   auto r = env.runtime().exec(p.id, shell("true"));
   CHECK_FALSE(r.ok());
+}
+
+TEST_CASE("a multi-threaded caller is refused: clone3 would copy only one of its threads") {
+  auto& env = TestEnv::get();
+  std::thread t;
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  t = std::thread([&] {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return done; });
+  });
+  auto p = env.plan(env.unique_id("threads"));
+  auto r = env.runtime().create(p);
+  {
+    std::lock_guard lock(m);
+    done = true;
+  }
+  cv.notify_one();
+  t.join();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message().find("single-threaded") != std::string::npos);
+  check_gone(env.runtime(), p.id);
+}
+
+TEST_CASE("rlimits apply: nofile, core 0 and fsize, which stops a large write") {
+  auto& env = TestEnv::get();
+  auto p = env.plan(env.unique_id("rlimit"));
+  p.security.rlimits.nofile = 512;
+  p.security.rlimits.fsize = 1 << 20;
+  SandboxGuard g(env.runtime(), p);
+  auto out = exec_capture(env.runtime(), g.id(), shell("ulimit -n; ulimit -c; ulimit -f"));
+  CHECK(out.out == "512\n0\n2048\n");  // busybox counts fsize in 512-byte blocks
+  auto big = exec_capture(env.runtime(), g.id(), rt::ProcessSpec{{"/bin/dd", "if=/dev/zero", "of=/tmp/f", "bs=1M",
+                                                                   "count=2"}, {}, "/", 0, 0, {}, -1, -1, -1});
+  CHECK(big.status.signaled);
+  CHECK(big.status.signal == SIGXFSZ);
 }
 
 TEST_CASE("twenty execs in a row each get a fresh, correctly confined process") {
