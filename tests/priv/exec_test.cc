@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -197,6 +199,39 @@ TEST_CASE("the v2 back end runs sandboxes on the unified hierarchy: clone into c
   check_gone(rt, p.id);
   REQUIRE_OK(rt.cgroups().remove_parent());
   ::rmdir(config.run_root.c_str());
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("init") {
+
+TEST_CASE("sbx-init refuses to run unless it is pid 1") {
+  // Run as pid 2 of a throw-away pid namespace: even if the guard regressed, its kill(-1) could not leave it.
+  pid_t outer = ::fork();
+  REQUIRE(outer >= 0);
+  if (outer == 0) {
+    if (::unshare(CLONE_NEWPID) < 0) {
+      ::_exit(90);
+    }
+    pid_t ns_init = ::fork();
+    if (ns_init == 0) {
+      pid_t second = ::fork();
+      if (second == 0) {
+        ::execl(SBX_INIT_PATH, "sbx-init", "--", "/bin/true", static_cast<char*>(nullptr));
+        ::_exit(91);
+      }
+      int st = 0;
+      ::waitpid(second, &st, 0);
+      ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 92);
+    }
+    int st = 0;
+    ::waitpid(ns_init, &st, 0);
+    ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 93);
+  }
+  int st = 0;
+  REQUIRE(::waitpid(outer, &st, 0) == outer);
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 125);
 }
 
 }  // TEST_SUITE
