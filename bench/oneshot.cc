@@ -11,6 +11,8 @@
 // Sandbox ids are NAME-0, NAME-1, ... (NAME: --id-prefix, default sbx-bench-<pid>); their cgroups go under
 // <own cgroup>/NAME in each hierarchy (or under --cgroup-parent, which is left alone), removed at the end.
 // --cleanup destroys the sandboxes whose id starts with "NAME-" (what an interrupted run leaves), then exits.
+//        sbx-bench-oneshot --seccomp FILE --dump-seccomp-bpf OUT
+//   writes the BPF program sbx compiles from FILE, so crun can be given the very same filter.
 #include <unistd.h>
 
 #include <chrono>
@@ -27,6 +29,7 @@
 #include "base/file.h"
 #include "runtime/plan.h"
 #include "runtime/runtime.h"
+#include "runtime/seccomp.h"
 
 namespace {
 
@@ -41,7 +44,8 @@ constexpr const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/us
 constexpr const char* kUsage =
     "usage: sbx-bench-oneshot --rootfs DIR [--seccomp FILE] [--runs N] [--warmup N] [--run-root DIR]\n"
     "                         [--cgroup-parent PATH] [--id-prefix NAME] [--show-output] -- ARGV...\n"
-    "       sbx-bench-oneshot --cleanup [--run-root DIR] [--cgroup-parent PATH] [--id-prefix NAME]\n";
+    "       sbx-bench-oneshot --cleanup [--run-root DIR] [--cgroup-parent PATH] [--id-prefix NAME]\n"
+    "       sbx-bench-oneshot --seccomp FILE --dump-seccomp-bpf OUT\n";
 
 struct Options {
   std::string rootfs;
@@ -54,6 +58,7 @@ struct Options {
   std::string id_prefix;  // sandbox ids are "<id_prefix>-<n>"; default "sbx-bench-<pid>"
   bool show_output = false;  // pass our stdout/stderr to the command instead of /dev/null
   bool cleanup = false;      // only destroy the sandboxes a killed run left behind
+  std::string dump_bpf;      // only write the compiled --seccomp profile (raw sock_filter array) here
   std::vector<std::string> argv;
 };
 
@@ -103,6 +108,8 @@ Result<Options> parse_options(int argc, char** argv) {
       opts.show_output = true;
     } else if (arg == "--cleanup") {
       opts.cleanup = true;
+    } else if (arg == "--dump-seccomp-bpf") {
+      SBX_ASSIGN(opts.dump_bpf, take_value(argc, argv, i));
     } else {
       return sbx::make_error("unknown option '{}'", arg);
     }
@@ -113,6 +120,12 @@ Result<Options> parse_options(int argc, char** argv) {
   }
   SBX_TRY_CTX(sbx::rt::validate_id(opts.id_prefix), "--id-prefix");
   if (opts.cleanup) {
+    return opts;
+  }
+  if (!opts.dump_bpf.empty()) {
+    if (opts.seccomp.empty()) {
+      return sbx::make_error("--dump-seccomp-bpf needs --seccomp");
+    }
     return opts;
   }
   if (opts.rootfs.empty()) {
@@ -194,6 +207,17 @@ Result<void> cleanup(const Options& opts) {
   return remove_own_parent(*runtime, opts);
 }
 
+// Writes the BPF program the runtime compiles from --seccomp for a sandbox that keeps no capabilities, as the raw
+// struct sock_filter array seccomp(2) takes (what crun's run.oci.seccomp_bpf_data annotation carries).
+Result<void> dump_bpf(const Options& opts) {
+  sbx::rt::SeccompCache cache;
+  SBX_ASSIGN(auto filter, cache.load(opts.seccomp, {}));
+  std::string_view bytes(reinterpret_cast<const char*>(filter->insns.data()),
+                         filter->insns.size() * sizeof(sock_filter));
+  SBX_TRY_CTX(sbx::create_file(opts.dump_bpf, bytes), "write '{}'", opts.dump_bpf);
+  return sbx::ok();
+}
+
 Result<void> time_all(sbx::rt::Runtime& runtime, const Options& opts) {
   uint64_t total = opts.warmup + opts.runs;
   for (uint64_t i = 0; i < total; ++i) {
@@ -222,7 +246,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "sbx-bench-oneshot: {}\n{}", opts.error().message(), kUsage);
     return 2;
   }
-  auto done = opts->cleanup ? cleanup(*opts) : run_bench(*opts);
+  Result<void> done = opts->cleanup            ? cleanup(*opts)
+                      : !opts->dump_bpf.empty() ? dump_bpf(*opts)
+                                                : run_bench(*opts);
   if (!done.ok()) {
     fmt::print(stderr, "sbx-bench-oneshot: {}\n", done.error().message());
     return 1;

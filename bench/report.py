@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Summarises the timings bench/run collected: prints the one-line results and writes RESULTS.md.
+
+Input: a directory with one file per (case, runtime), "<case>.<runtime>.txt", each holding the "run I: X ms" lines
+of sbx-bench-oneshot or crun-oneshot.py (warmup lines are ignored). Cases and their titles come from --case.
+
+Usage: report.py --data DIR --out FILE --case KEY=TITLE... [--note TEXT]... [--runs N --warmup N --rounds N]
+"""
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+RUNTIMES = [
+    ("sbx", "sbx"),
+    ("crun", "crun"),
+    ("crun-bpf", "crun + precompiled seccomp"),
+    ("crun-bpf-5", "crun + precompiled seccomp + sbx's 5 hierarchies"),
+]
+
+
+def read_times(path):
+    if not os.path.exists(path):
+        return []
+    times = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("run "):
+                times.append(float(line.split(":")[1].split()[0]))
+    return times
+
+
+def percentile(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def fmt_ms(v):
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def first_line(cmd, fallback="unknown"):
+    try:
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False)
+    except OSError:
+        return fallback
+    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout.strip() else fallback
+
+
+def cgroup_mode():
+    fstypes = {}
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            fstypes[fields[4]] = fields[fields.index("-") + 1]
+    root = fstypes.get("/sys/fs/cgroup")
+    if root == "cgroup2":
+        return "unified (cgroup v2 only)"
+    if fstypes.get("/sys/fs/cgroup/unified") == "cgroup2":
+        return "hybrid (v1 controllers, cgroup2 without controllers at /sys/fs/cgroup/unified)"
+    return "legacy (cgroup v1 only)"
+
+
+def machine():
+    with open("/proc/meminfo", encoding="utf-8") as f:
+        mem_kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+    try:
+        with open("/etc/debian_version", encoding="utf-8") as f:
+            debian = f.read().strip()
+    except OSError:
+        debian = "unknown"
+    cpu = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return [
+        ("CPUs (nproc)", str(os.cpu_count())),
+        ("CPU model", cpu),
+        ("memory", f"{mem_kb / 1024 / 1024:.1f} GiB"),
+        ("kernel", platform.release()),
+        ("Debian", debian),
+        ("cgroup mode", cgroup_mode()),
+        ("load average (1, 5, 15 min) at the end", " ".join(load_average())),
+        ("crun", first_line(["crun", "--version"])),
+        ("sbx", first_line(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "describe", "--always",
+                            "--dirty"], "working tree (no commit yet)")),
+    ]
+
+
+def load_average():
+    with open("/proc/loadavg", encoding="utf-8") as f:
+        return f.read().split()[:3]
+
+
+def summarise(data_dir, cases):
+    rows = []
+    for key, title in cases:
+        stats = {}
+        for runtime, _ in RUNTIMES:
+            times = read_times(os.path.join(data_dir, f"{key}.{runtime}.txt"))
+            if times:
+                stats[runtime] = {"n": len(times), "median": statistics.median(times), "min": min(times),
+                                  "p90": percentile(times, 90)}
+        rows.append((key, title, stats))
+    return rows
+
+
+def ratio(stats, a, b):
+    if a in stats and b in stats:
+        return stats[a]["median"] / stats[b]["median"]
+    return None
+
+
+def summary_line(title, stats):
+    sbx = stats.get("sbx", {}).get("median")
+    crun = stats.get("crun", {}).get("median")
+    r = ratio(stats, "sbx", "crun")
+    return f"one-shot {title}: sbx {fmt_ms(sbx)} ms, crun {fmt_ms(crun)} ms, ratio {'n/a' if r is None else f'{r:.2f}'}"
+
+
+def table(rows):
+    out = ["| case | runtime | runs | median ms | min ms | p90 ms | median / crun's |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for _, title, stats in rows:
+        for runtime, label in RUNTIMES:
+            if runtime not in stats:
+                continue
+            s = stats[runtime]
+            r = ratio(stats, runtime, "crun")
+            out.append(f"| {title} | {label} | {s['n']} | {s['median']:.2f} | {s['min']:.2f} | {s['p90']:.2f} | "
+                       f"{'n/a' if r is None else f'{r:.2f}'} |")
+    return out
+
+
+def ratio_table(rows):
+    """sbx's median over each crun variant's, per case."""
+    variants = RUNTIMES[1:]
+    out = ["| case | " + " | ".join(f"sbx / {label}" for _, label in variants) + " |",
+           "| --- |" + " ---: |" * len(variants)]
+    for _, title, stats in rows:
+        cells = []
+        for runtime, _ in variants:
+            r = ratio(stats, "sbx", runtime)
+            cells.append("n/a" if r is None else f"{r:.2f}")
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    return out
+
+
+def write_results(path, rows, args):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = ["# sbx vs crun: one-shot sandbox latency", "",
+             f"Measured {now} by `bench/run` (see `bench/README.md` for the method and how the two sides are kept "
+             "equivalent).", "", "## Machine", "", "| | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in machine()]
+    lines += ["", "## Results", "", "```"] + [summary_line(title, stats) for _, title, stats in rows] + ["```", ""]
+    lines += table(rows)
+    lines += ["", "sbx's median as a fraction of each crun variant's:", ""] + ratio_table(rows)
+    lines += ["", "## Method", "",
+              f"- Each case runs {args.rounds} rounds; each round runs sbx, then the three crun variants, "
+              f"each with {args.warmup} untimed warm-up runs and then "
+              f"{args.runs // max(args.rounds, 1)} timed runs, so the sides alternate and drift hits all alike. "
+              f"{args.runs} timed runs per case and runtime in all.",
+              "- One run, sbx: `create(plan)` -> `sandbox.wait()` -> `destroy(id)` through the runtime library "
+              "(`sbx-bench-oneshot`).",
+              "- One run, crun: mkdir a fresh upper/work, mount the overlay, `crun run` (create, start, wait, "
+              "delete), unmount, remove upper/work (`bench/crun-oneshot.py`).",
+              "- ratio = sbx median / crun median (the target is <= 0.50), crun as it comes: `linux.seccomp` in "
+              "config.json, compiled by crun on every run, and a cgroup in every v1 hierarchy.",
+              "- crun + precompiled seccomp: crun gets the very BPF program sbx compiles from the same profile "
+              "(`sbx-bench-oneshot --dump-seccomp-bpf`) through its `run.oci.seccomp_bpf_data` annotation, so it "
+              "skips compiling, as sbx does after its first sandbox.",
+              "- ... + sbx's 5 hierarchies: crun is shown only the memory, cpu, cpuacct, pids and freezer "
+              "hierarchies, the ones sbx's v1 back end uses.",
+              "- Equivalent isolation on both sides (namespaces, limits, seccomp profile, no capabilities, "
+              "no_new_privs, mounts, masked paths, fresh overlay upper); what still differs is listed in "
+              "`bench/README.md`."]
+    for note in args.note:
+        lines.append(f"- {note}")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def main(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--case", action="append", default=[], help="KEY=TITLE")
+    p.add_argument("--note", action="append", default=[])
+    p.add_argument("--runs", type=int, default=0)
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=1)
+    args = p.parse_args(argv)
+    cases = [tuple(c.split("=", 1)) for c in args.case]
+    rows = summarise(args.data, cases)
+    for _, title, stats in rows:
+        print(summary_line(title, stats))
+    write_results(args.out, rows, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
