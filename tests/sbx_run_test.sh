@@ -1,0 +1,53 @@
+#!/bin/sh
+# sbx-run as a user meets it: output passes through, exit codes and signals come back the shell's way, bad input
+# gets a message and 125, and nothing is left behind.
+#   sbx_run_test.sh SBX_RUN BUSYBOX_ROOTFS
+set -u
+run=$1
+rootfs=$2
+root=/run/sbx-test-run-$$
+passed=0
+failed=0
+
+check() {  # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    printf 'FAIL %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"
+  fi
+}
+
+sbx() { "$run" --run-root "$root" --rootfs "$rootfs" "$@"; }
+
+out=$(sbx --hostname box -- /bin/sh -c 'echo "$(hostname) $(id -u)"; exit 3'); rc=$?
+check "output passes through" "box 0" "$out"
+check "exit code comes back" 3 "$rc"
+
+sbx -- /bin/sh -c 'kill -TERM $$'; rc=$?
+check "a signal comes back as 128+N" 143 "$rc"
+
+sbx --memory 32M -- /bin/sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' >/dev/null; rc=$?
+check "an OOM kill comes back as 137" 137 "$rc"
+
+out=$(sbx --user 1000:1000 --cwd /home/user --env GREETING=hi -- /bin/sh -c 'echo "$(id -u):$(id -g) $(pwd) $GREETING"')
+check "user, cwd and env apply" "1000:1000 /home/user hi" "$out"
+
+err=$(sbx --memory 1K -- /bin/true 2>&1); rc=$?
+check "an out-of-range limit exits 125" 125 "$rc"
+case $err in *limits.memory*) check "and names the field" ok ok ;; *) check "and names the field" "limits.memory" "$err" ;; esac
+
+err=$("$run" --run-root "$root" --rootfs /no/such/rootfs -- /bin/true 2>&1); rc=$?
+check "a missing rootfs exits 125" 125 "$rc"
+case $err in *"root.lower_dirs[0]"*ENOENT*) check "and says which and why" ok ok ;;
+  *) check "and says which and why" "root.lower_dirs[0] ... ENOENT" "$err" ;; esac
+
+err=$("$run" --bogus 2>&1); rc=$?
+check "an unknown option exits 125" 125 "$rc"
+
+left=$(find "$root" -mindepth 1 2>/dev/null | head -n 3)
+check "no run dir is left" "" "$left"
+rmdir "$root" 2>/dev/null
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
