@@ -33,6 +33,7 @@ namespace {
     fx.rlimits = ctx.rlimits;
     fx.keep_caps = ctx.keep_caps;
     fx.seccomp = ctx.seccomp;
+    fx.null_fd = ctx.null_fd;
     finish_child(sync_fd, fx);
   }
   auto sent = send_pid(sync_fd, pid);

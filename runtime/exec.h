@@ -15,6 +15,7 @@ struct ExecContext {
   const SeccompFilter* seccomp = nullptr;
   const std::vector<int>* keep_caps = nullptr;
   const Rlimits* rlimits = nullptr;
+  int null_fd = -1;  // the runtime's /dev/null
 };
 
 Result<Process> exec_process(const ExecContext& ctx, const ProcessSpec& proc);

@@ -36,14 +36,9 @@ Result<Fd> open_target(const std::string& path, Leaf leaf, bool create) {
     if (create && want_dir && ::mkdirat(cur.get(), name.c_str(), 0755) < 0 && errno != EEXIST) {
       return sys_error("create directory '{}'", path);
     }
-    if (create && !want_dir) {
-      int fd = ::openat(cur.get(), name.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
-      if (fd < 0 && errno != EISDIR) {
-        return sys_error("create file '{}'", path);
-      }
-      if (fd >= 0) {
-        ::close(fd);
-      }
+    // mknod, not open(O_CREAT): opening whatever the image put there (a FIFO) could block forever.
+    if (create && !want_dir && ::mknodat(cur.get(), name.c_str(), S_IFREG | 0644, 0) < 0 && errno != EEXIST) {
+      return sys_error("create file '{}'", path);
     }
     int flags = O_PATH | O_NOFOLLOW | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0);
     int next = ::openat(cur.get(), name.c_str(), flags);

@@ -35,7 +35,7 @@ struct ProcessSpec {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::vector<uint32_t> groups;  // supplementary groups
-  // Borrowed fds for stdio; -1 means /dev/null inside the sandbox.
+  // Borrowed fds for stdio; -1 means /dev/null.
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;

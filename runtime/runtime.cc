@@ -49,6 +49,7 @@ struct CreateChildArgs {
   const SandboxPaths* paths;
   int init_memfd;
   int status_fd;
+  int null_fd;
   const SeccompFilter* seccomp;
   const std::vector<int>* keep_caps;
 };
@@ -81,6 +82,7 @@ struct CreateChildArgs {
   }
   fx.exec_fd = a.init_memfd;
   fx.status_fd = a.status_fd;
+  fx.null_fd = a.null_fd;
   fx.rlimits = &a.plan->security.rlimits;
   fx.keep_caps = a.keep_caps;
   fx.seccomp = a.seccomp;
@@ -172,6 +174,7 @@ Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeConfig config) {
   SBX_TRY_CTX(make_dirs(rt->config_.run_root, 0711), "open runtime");
   SBX_ASSIGN(rt->cgroups_, CgroupManager::open(rt->config_.cgroup));
   SBX_ASSIGN(rt->init_memfd_, make_init_memfd());
+  SBX_ASSIGN(rt->dev_null_, open_at(AT_FDCWD, "/dev/null", O_RDWR));
   return rt;
 }
 
@@ -206,7 +209,8 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   }
   if (pid == 0) {
     sync.parent.reset();
-    CreateChildArgs args{&plan, &paths, init_memfd_.get(), status_write.get(), filter.get(), &keep_caps};
+    CreateChildArgs args{&plan,           &paths,         init_memfd_.get(), status_write.get(),
+                         dev_null_.get(), filter.get(), &keep_caps};
     run_create_child(sync.child.get(), args);
   }
   Sandbox sandbox;
@@ -242,7 +246,7 @@ Result<Process> Runtime::exec(const std::string& id, const ProcessSpec& proc) {
     return std::move(pidfd).error().context(ctx());
   }
   std::unique_ptr<Cgroup> cgroup = cgroups_->attach(id);
-  ExecContext ec{pidfd->get(), cgroup.get(), filter.get(), &keep_caps, &state.security.rlimits};
+  ExecContext ec{pidfd->get(), cgroup.get(), filter.get(), &keep_caps, &state.security.rlimits, dev_null_.get()};
   auto process = exec_process(ec, proc);
   if (!process.ok()) {
     return std::move(process).error().context(ctx());

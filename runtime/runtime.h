@@ -103,6 +103,7 @@ class Runtime {
   std::unique_ptr<CgroupManager> cgroups_;
   SeccompCache seccomp_;
   Fd init_memfd_;  // sealed copy of sbx-init
+  Fd dev_null_;    // stdio of processes given none
 };
 
 }  // namespace sbx::rt

@@ -71,7 +71,8 @@ int exec_searching_path(const std::vector<std::string>& argv, const std::vector<
   return best;
 }
 
-// Moves the caller's stdio fds into 0, 1, 2 (-1: /dev/null of the sandbox), and the status fd to 3.
+// Moves the caller's stdio fds into 0, 1, 2 (-1: the runtime's /dev/null), and the status fd to 3. Nothing is opened
+// by path inside the sandbox: its root may have replaced /dev/null with a FIFO that would block the open forever.
 int place_fds(const FinalExec& fx) noexcept {
   int wanted[4] = {fx.proc->stdin_fd, fx.proc->stdout_fd, fx.proc->stderr_fd, fx.status_fd};
   int high[4] = {-1, -1, -1, -1};
@@ -79,7 +80,7 @@ int place_fds(const FinalExec& fx) noexcept {
     if (wanted[i] >= 0) {
       high[i] = ::fcntl(wanted[i], F_DUPFD_CLOEXEC, 10);
     } else if (i < 3) {
-      high[i] = ::open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+      high[i] = ::fcntl(fx.null_fd, F_DUPFD_CLOEXEC, 10);
     } else {
       continue;
     }

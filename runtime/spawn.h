@@ -48,6 +48,7 @@ struct FinalExec {
   std::vector<std::string> argv;       // what to exec; argv[0] is looked up in env's PATH unless exec_fd is set
   int exec_fd = -1;                    // execveat this fd (our init's memfd) instead of a path
   int status_fd = -1;                  // kept open as fd 3 (init's status channel)
+  int null_fd = -1;                    // the runtime's /dev/null, for stdio the ProcessSpec leaves unset
   const Rlimits* rlimits = nullptr;
   const std::vector<int>* keep_caps = nullptr;
   const SeccompFilter* seccomp = nullptr;  // null: none

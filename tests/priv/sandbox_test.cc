@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "base/file.h"
@@ -242,6 +243,33 @@ TEST_CASE("/dev holds only the minimal device set, devpts and a size-capped shm"
                           shell("ls /dev | tr '\\n' ' '; echo; echo x > /dev/null && head -c 4 /dev/urandom | wc -c; "
                                 "df -k /dev/shm | tail -n 1 | awk '{print $2}'; ls /dev/pts"));
   CHECK(out.out == "core fd full null ptmx pts random shm stderr stdin stdout tty urandom zero \n4\n4096\nptmx\n");
+}
+
+TEST_CASE("a FIFO planted in the image at a mount point does not hang the create") {
+  auto& env = TestEnv::get();
+  std::string layer = make_temp_dir("sbx-fifo-layer");
+  REQUIRE(::mkfifo((layer + "/probe-here").c_str(), 0644) == 0);
+  auto plan = env.plan(env.unique_id("fifo"));
+  plan.root.lower_dirs.insert(plan.root.lower_dirs.begin(), layer);
+  plan.mounts[0].destination = "/probe-here";
+  {
+    SandboxGuard g(env.runtime(), plan);
+    auto proc = probe({"exit", "5"});
+    proc.argv[0] = "/probe-here";
+    CHECK(exec_capture(env.runtime(), g.id(), proc).status.code == 5);
+  }
+  REQUIRE_OK(remove_tree(layer));
+}
+
+TEST_CASE("a sandbox that replaces its /dev/null with a FIFO cannot hang later execs") {
+  auto& env = TestEnv::get();
+  SandboxGuard g(env.runtime(), env.plan(env.unique_id("null")));
+  auto swap = exec_capture(env.runtime(), g.id(), shell("rm /dev/null && mkfifo /dev/null && ls -l /dev/null"));
+  REQUIRE(swap.out.rfind("p", 0) == 0);
+  // stdin and stderr unset: they must not be opened through the sandbox's /dev/null.
+  auto out = exec_capture(env.runtime(), g.id(), shell("ls -lL /proc/self/fd/0"));
+  CHECK(out.status.code == 0);
+  CHECK(out.out.rfind("c", 0) == 0);
 }
 
 TEST_CASE("bind mounts are read-only or read-write as asked") {
