@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <optional>
+#include <vector>
 
 namespace sbx {
 
@@ -102,9 +104,14 @@ Result<void> make_dirs(const std::string& path, mode_t mode) {
 
 namespace {
 
-// Empties the directory open at `dirfd` (on device `dev`), then returns. Never follows symlinks; refuses to descend
-// into another filesystem (a mount point) so that a stray mount is reported rather than emptied.
-Result<void> empty_dir(int dirfd, dev_t dev, const std::string& shown) {
+struct DirEntry {
+  std::string name;
+  bool is_dir = false;
+};
+
+// Unlinks every non-directory entry of the directory open at `dirfd` and returns the first subdirectory left, if
+// any. Refuses a subdirectory on another device (a mount point): that is reported, never emptied.
+Result<std::optional<DirEntry>> clear_files(int dirfd, dev_t dev, const std::string& shown) {
   int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) {
     return sys_error("dup fd of '{}'", shown);
@@ -114,44 +121,67 @@ Result<void> empty_dir(int dirfd, dev_t dev, const std::string& shown) {
     ::close(dup);
     return sys_error("opendir '{}'", shown);
   }
-  Result<void> result;
+  ::rewinddir(d);
+  Result<std::optional<DirEntry>> result = std::optional<DirEntry>();
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") {
       continue;
     }
-    std::string child = shown + "/" + name;
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
       if (errno == ENOENT) {
         continue;
       }
-      result = sys_error("stat '{}'", child);
+      result = sys_error("stat '{}/{}'", shown, name);
       break;
     }
     if (S_ISDIR(st.st_mode)) {
       if (st.st_dev != dev) {
-        result = make_error("remove '{}': is a mount point, not removing", child);
-        break;
+        result = make_error("remove '{}/{}': is a mount point, not removing", shown, name);
+      } else {
+        result = std::optional<DirEntry>(DirEntry{name, true});
       }
-      int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub < 0) {
-        result = sys_error("open '{}'", child);
-        break;
-      }
-      Fd subfd(sub);
-      result = empty_dir(subfd.get(), dev, child);
-      if (!result.ok()) {
-        break;
-      }
+      break;
     }
-    if (::unlinkat(dirfd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT) {
-      result = sys_error("remove '{}'", child);
+    if (::unlinkat(dirfd, name.c_str(), 0) < 0 && errno != ENOENT) {
+      result = sys_error("remove '{}/{}'", shown, name);
       break;
     }
   }
   ::closedir(d);
   return result;
+}
+
+// Empties the tree at `top` depth first, holding one directory open at a time whatever the depth (a sandbox can
+// build a tree far deeper than the fd limit or the stack would allow a recursive walk). Never follows symlinks.
+Result<void> empty_tree(Fd top, dev_t dev, const std::string& shown) {
+  Fd cur = std::move(top);
+  std::vector<std::string> names;  // the path from `top` down to `cur`
+  for (;;) {
+    SBX_ASSIGN(std::optional<DirEntry> sub, clear_files(cur.get(), dev, shown));
+    if (sub) {
+      int fd = ::openat(cur.get(), sub->name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        return sys_error("open '{}/.../{}'", shown, sub->name);
+      }
+      names.push_back(sub->name);
+      cur.reset(fd);
+      continue;
+    }
+    if (names.empty()) {
+      return ok();
+    }
+    int parent = ::openat(cur.get(), "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (parent < 0) {
+      return sys_error("open the parent of '{}/.../{}'", shown, names.back());
+    }
+    cur.reset(parent);
+    if (::unlinkat(cur.get(), names.back().c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT) {
+      return sys_error("rmdir '{}/.../{}'", shown, names.back());
+    }
+    names.pop_back();
+  }
 }
 
 }  // namespace
@@ -163,7 +193,7 @@ Result<void> remove_tree(const std::string& path) {
   }
   if (S_ISDIR(st.st_mode)) {
     SBX_ASSIGN(Fd fd, open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    SBX_TRY(empty_dir(fd.get(), st.st_dev, path));
+    SBX_TRY(empty_tree(std::move(fd), st.st_dev, path));
     if (::rmdir(path.c_str()) < 0 && errno != ENOENT) {
       return sys_error("rmdir '{}'", path);
     }

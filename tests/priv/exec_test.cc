@@ -157,6 +157,18 @@ TEST_CASE("rlimits apply: nofile, core 0 and fsize, which stops a large write") 
   CHECK(big.status.signal == SIGXFSZ);
 }
 
+TEST_CASE("a directory tree built deeper than any fd limit does not stop destroy") {
+  auto& env = TestEnv::get();
+  auto p = env.plan(env.unique_id("deep"));
+  {
+    SandboxGuard g(env.runtime(), p);
+    auto proc = probe({"deeptree", "5000"});
+    proc.cwd = "/home";
+    CHECK(exec_capture(env.runtime(), g.id(), proc).kv()["deeptree"] == "ok");
+  }
+  check_gone(env.runtime(), p.id);
+}
+
 TEST_CASE("twenty execs in a row each get a fresh, correctly confined process") {
   auto& env = TestEnv::get();
   SandboxGuard g(env.runtime(), env.plan(env.unique_id("many")));

@@ -8,6 +8,7 @@
 //   sbx-probe alloc MIB            allocates and touches MIB MiB
 //   sbx-probe forkbomb N           forks up to N sleeping children; prints how many it got and the first errno
 //   sbx-probe spin SECONDS         burns CPU for SECONDS of wall time
+//   sbx-probe deeptree N           builds a directory tree N levels deep under the cwd
 //   sbx-probe exit CODE | kill SIG ends itself that way
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -243,6 +245,17 @@ int cmd_forkbomb(int n) {
   return 0;
 }
 
+int cmd_deeptree(long depth) {
+  for (long i = 0; i < depth; ++i) {
+    if (mkdir("d", 0755) < 0 || chdir("d") < 0) {
+      printf("deeptree=%s at %ld\n", err_name(errno), i);
+      return 1;
+    }
+  }
+  printf("deeptree=ok\n");
+  return 0;
+}
+
 int cmd_spin(double seconds) {
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
@@ -278,6 +291,7 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "alloc") == 0) return cmd_alloc(atol(arg));
   if (strcmp(cmd, "forkbomb") == 0) return cmd_forkbomb(atoi(arg));
   if (strcmp(cmd, "spin") == 0) return cmd_spin(atof(arg));
+  if (strcmp(cmd, "deeptree") == 0) return cmd_deeptree(atol(arg));
   if (strcmp(cmd, "exit") == 0) return atoi(arg);
   if (strcmp(cmd, "kill") == 0) {
     kill(getpid(), atoi(arg));

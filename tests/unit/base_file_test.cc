@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +64,32 @@ TEST_CASE("remove_tree removes nested trees without following symlinks, and a mi
   CHECK(exists(outside + "/keep"));
   CHECK(remove_tree(dir).ok());
   CHECK(remove_tree(outside).ok());
+}
+
+TEST_CASE("remove_tree removes a tree deeper than the fd limit allows holding open") {
+  std::string dir = temp_dir();
+  struct rlimit rl {};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+  const size_t depth = rl.rlim_cur + 1000;
+  int cur = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(cur >= 0);
+  for (size_t i = 0; i < depth; ++i) {
+    REQUIRE(::mkdirat(cur, "d", 0755) == 0);
+    int next = ::openat(cur, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(next >= 0);
+    if (i % 100 == 0) {
+      int f = ::openat(cur, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      REQUIRE(f >= 0);
+      ::close(f);
+    }
+    ::close(cur);
+    cur = next;
+  }
+  ::close(cur);
+  auto r = remove_tree(dir);
+  INFO((r.ok() ? std::string() : r.error().message()));
+  CHECK(r.ok());
+  CHECK_FALSE(exists(dir));
 }
 
 }  // TEST_SUITE
