@@ -1,6 +1,8 @@
 #include "runtime/exec.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -13,80 +15,115 @@ namespace sbx::rt {
 
 namespace {
 
-// The middle process: joins the sandbox, starts the real process as the runtime's child, reports its pid, exits.
-[[noreturn]] void run_middle(int sync_fd, const ExecContext& ctx, const ProcessSpec& proc) {
+[[noreturn]] void run_process(int sync_fd, const ExecContext& ctx, const ProcessSpec& proc) {
+  FinalExec fx;
+  fx.proc = &proc;
+  fx.argv = {"sbx-init", "--exec", "--"};
+  fx.argv.insert(fx.argv.end(), proc.argv.begin(), proc.argv.end());
+  fx.exec_fd = ctx.init_memfd;
+  fx.status_fd = sync_fd;  // sbx-init --exec reports a failed exec on fd 3
+  fx.null_fd = ctx.null_fd;
+  fx.rlimits = ctx.rlimits;
+  fx.keep_caps = ctx.keep_caps;
+  fx.seccomp = ctx.seccomp;
+  finish_child(sync_fd, fx);
+}
+
+// Waits for the exec'd process and writes how it ended on the status pipe.
+[[noreturn]] void supervise(pid_t pid, int status_fd) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) {
+      ::_exit(1);
+    }
+  }
+  char line[32];
+  int n = WIFSIGNALED(st) ? std::snprintf(line, sizeof line, "signaled %d\n", WTERMSIG(st))
+                          : std::snprintf(line, sizeof line, "exited %d\n", WEXITSTATUS(st));
+  ssize_t ignored = ::write(status_fd, line, static_cast<size_t>(n));
+  (void)ignored;
+  ::_exit(0);
+}
+
+// The middle process: joins the sandbox, starts the real process, hands its pidfd to the runtime, supervises it.
+[[noreturn]] void run_middle(int sync_fd, int status_fd, const ExecContext& ctx, const ProcessSpec& proc) {
   if (!wait_for_go(sync_fd)) {
     ::_exit(1);
   }
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (int err = reset_signals()) {
+    fail_child_errno(sync_fd, err, "reset signals");
+  }
+  // Only what the exec needs may enter the sandbox's namespaces.
+  if (int err = close_fds_except({sync_fd, status_fd, ctx.init_pidfd, ctx.null_fd, ctx.init_memfd, proc.stdin_fd,
+                                  proc.stdout_fd, proc.stderr_fd})) {
+    fail_child_errno(sync_fd, err, "close the runtime's fds");
+  }
   if (int err = join_namespaces(ctx.init_pidfd)) {
     fail_child_errno(sync_fd, err, "join the sandbox's namespaces");
   }
-  pid_t pid = clone3_process(CLONE_PARENT, nullptr, -1);
+  int pidfd = -1;
+  pid_t pid = clone3_process(CLONE_PIDFD, &pidfd, -1);
   if (pid < 0) {
     fail_child_errno(sync_fd, errno, "start the process in the sandbox's pid namespace");
   }
   if (pid == 0) {
-    FinalExec fx;
-    fx.proc = &proc;
-    fx.argv = proc.argv;
-    fx.rlimits = ctx.rlimits;
-    fx.keep_caps = ctx.keep_caps;
-    fx.seccomp = ctx.seccomp;
-    fx.null_fd = ctx.null_fd;
-    finish_child(sync_fd, fx);
+    ::close(status_fd);
+    run_process(sync_fd, ctx, proc);
   }
-  auto sent = send_pid(sync_fd, pid);
-  ::_exit(sent.ok() ? 0 : 1);
-}
-
-void reap(pid_t pid) {
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  auto sent = send_pidfd(sync_fd, pid, pidfd);
+  ::close(pidfd);
+  ::close(sync_fd);
+  if (!sent.ok()) {
+    ::kill(pid, SIGKILL);
   }
+  supervise(pid, status_fd);
 }
 
 }  // namespace
 
 Result<Process> exec_process(const ExecContext& ctx, const ProcessSpec& proc) {
   SBX_ASSIGN(SyncPair sync, make_sync_pair());
-  pid_t middle = clone3_process(0, nullptr, ctx.cgroup->clone_into_fd());
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC) < 0) {
+    return sys_error("create the exec's status pipe");
+  }
+  Fd status_read(status_pipe[0]);
+  Fd status_write(status_pipe[1]);
+  int middle_pidfd = -1;
+  pid_t middle = clone3_process(CLONE_PIDFD, &middle_pidfd, ctx.cgroup->clone_into_fd());
   if (middle < 0) {
-    return sys_error("start the exec helper process");
+    return sys_error("start the exec's supervisor process");
   }
   if (middle == 0) {
     sync.parent.reset();
-    run_middle(sync.child.get(), ctx, proc);
+    status_read.reset();
+    run_middle(sync.child.get(), status_write.get(), ctx, proc);
   }
   sync.child.reset();
-  Result<void> placed = ctx.cgroup->clone_into_fd() >= 0 ? ok() : ctx.cgroup->add_process(middle);
-  if (!placed.ok()) {
-    ::kill(middle, SIGKILL);
-    reap(middle);
-    return std::move(placed).error().context("place the exec in the sandbox's cgroup");
+  status_write.reset();
+  // Owns the middle from here: every early return kills and reaps it.
+  Process supervisor(middle, Fd(middle_pidfd));
+  if (ctx.cgroup->clone_into_fd() < 0) {
+    SBX_TRY_CTX(ctx.cgroup->add_process(middle), "place the exec in the sandbox's cgroup");
   }
-  pid_t pid = -1;
-  Result<void> report = send_go(sync.parent.get());
-  if (report.ok()) {
-    report = read_child_reports(sync.parent.get(), &pid);
-  }
-  reap(middle);
+  SBX_TRY(send_go(sync.parent.get()));
+  ChildReports reports;
+  auto report = read_child_reports(sync.parent.get(), &reports, ctx.timeout_ms);
   if (!report.ok()) {
-    if (pid > 0) {
-      reap(pid);
+    if (reports.pidfd.valid()) {
+      // Killed, it is reaped by the middle, which then reports and exits: nothing is left behind.
+      ::syscall(SYS_pidfd_send_signal, reports.pidfd.get(), SIGKILL, nullptr, 0);
+      supervisor.set_channels(std::move(status_read), Fd());
+      (void)supervisor.wait();
     }
     return std::move(report).error();
   }
-  if (pid <= 0) {
-    return make_error("the exec helper exited without starting the process");
+  if (!reports.pidfd.valid()) {
+    return make_error("the exec's supervisor exited without starting the process");
   }
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) {
-    Error e = sys_error("open a pidfd for process {}", pid);
-    ::kill(pid, SIGKILL);
-    reap(pid);
-    return e;
-  }
-  return Process(pid, Fd(pidfd));
+  supervisor.set_channels(std::move(status_read), std::move(reports.pidfd));
+  return supervisor;
 }
 
 }  // namespace sbx::rt

@@ -1,9 +1,13 @@
 #pragma once
-// exec: a new process inside a running sandbox. The runtime forks a middle process, placed in the sandbox's cgroup;
-// it joins all the sandbox's namespaces through init's pidfd and clones the real process with CLONE_PARENT, so that
-// the new process is in the sandbox's pid namespace yet a child of the runtime (which reaps it and gets its exit
-// status). The new process then takes the sandbox's rlimits, identity, capabilities, no_new_privs and seccomp filter,
-// and execs. Its root and cwd are the sandbox's: setns into the mount namespace sets both.
+// exec: a new process inside a running sandbox.
+//
+// The runtime clones a supervisor ("middle") into the sandbox's cgroup. The middle closes every fd it does not need,
+// joins all the sandbox's namespaces through init's pidfd and clones the real process, which lands in the sandbox's
+// pid namespace. The middle hands the runtime a pidfd of it (SCM_RIGHTS: no pid can be reused in between), reaps it
+// when it ends and reports how on a status pipe: the middle lives outside the sandbox's pid namespace, so no zombie
+// of the runtime's ever holds up that namespace's teardown. The real process takes the sandbox's rlimits, identity,
+// capabilities, no_new_privs and seccomp filter, chdirs inside the root and execs sbx-init's sealed memfd in its
+// --exec mode, which execs the program: no process inside the sandbox ever has a host binary as its exe.
 #include "runtime/cgroup.h"
 #include "runtime/runtime.h"
 
@@ -15,7 +19,9 @@ struct ExecContext {
   const SeccompFilter* seccomp = nullptr;
   const std::vector<int>* keep_caps = nullptr;
   const Rlimits* rlimits = nullptr;
-  int null_fd = -1;  // the runtime's /dev/null
+  int null_fd = -1;     // the runtime's /dev/null
+  int init_memfd = -1;  // sbx-init
+  int timeout_ms = 30000;
 };
 
 Result<Process> exec_process(const ExecContext& ctx, const ProcessSpec& proc);

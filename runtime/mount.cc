@@ -137,7 +137,7 @@ Result<void> mount_upper(const Plan& plan, const SandboxPaths& paths) {
 
 Result<void> mount_root(const Plan& plan, const SandboxPaths& paths) {
   if (plan.root.read_only) {
-    SBX_ASSIGN(Fd tree, clone_tree(plan.root.lower_dirs.front(), MOUNT_ATTR_RDONLY));
+    SBX_ASSIGN(Fd tree, clone_tree(plan.root.lower_dirs.front(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV));
     if (::move_mount(tree.get(), "", AT_FDCWD, paths.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) {
       return sys_error("bind '{}' read-only on '{}'", plan.root.lower_dirs.front(), paths.rootfs);
     }
@@ -145,7 +145,8 @@ Result<void> mount_root(const Plan& plan, const SandboxPaths& paths) {
   }
   SBX_TRY(mount_upper(plan, paths));
   SBX_ASSIGN(std::string options, overlay_options(plan.root, paths));
-  if (::mount("overlay", paths.rootfs.c_str(), "overlay", 0, options.c_str()) < 0) {
+  // nodev: a device node shipped in an image must not open a host device; /dev is a tmpfs of our own nodes.
+  if (::mount("overlay", paths.rootfs.c_str(), "overlay", MS_NODEV, options.c_str()) < 0) {
     return sys_error("mount overlay on '{}'", paths.rootfs);
   }
   return ok();

@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <optional>
 #include <utility>
 
 #include "runtime/runtime.h"
@@ -22,16 +24,53 @@ ExitStatus status_of(const siginfo_t& info) {
   return st;
 }
 
+// The one line a status pipe carries before its writer exits; empty when the writer died first.
+std::string read_status_line(int fd) {
+  std::string line;
+  char buf[64];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0 || line.size() > 256) {
+      return line;
+    }
+    line.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::optional<ExitStatus> parse_status_line(const std::string& line) {
+  ExitStatus st;
+  int value = 0;
+  if (std::sscanf(line.c_str(), "exited %d", &value) == 1) {
+    st.code = value;
+    return st;
+  }
+  if (std::sscanf(line.c_str(), "signaled %d", &value) == 1) {
+    st.signaled = true;
+    st.signal = value;
+    return st;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Process::Process(Process&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)), pidfd_(std::move(o.pidfd_)), reaped_(std::exchange(o.reaped_, true)) {}
+    : pid_(std::exchange(o.pid_, -1)),
+      pidfd_(std::move(o.pidfd_)),
+      status_(std::move(o.status_)),
+      target_(std::move(o.target_)),
+      reaped_(std::exchange(o.reaped_, true)) {}
 
 Process& Process::operator=(Process&& o) noexcept {
   if (this != &o) {
     kill_unreaped();
     pid_ = std::exchange(o.pid_, -1);
     pidfd_ = std::move(o.pidfd_);
+    status_ = std::move(o.status_);
+    target_ = std::move(o.target_);
     reaped_ = std::exchange(o.reaped_, true);
   }
   return *this;
@@ -40,12 +79,16 @@ Process& Process::operator=(Process&& o) noexcept {
 Process::~Process() { kill_unreaped(); }
 
 void Process::kill_unreaped() noexcept {
-  if (pid_ > 0 && !reaped_ && pidfd_.valid()) {
-    reaped_ = true;
-    ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
-    siginfo_t info{};
-    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 && errno == EINTR) {
-    }
+  if (pid_ <= 0 || reaped_ || !pidfd_.valid()) {
+    return;
+  }
+  reaped_ = true;
+  if (target_.valid()) {
+    ::syscall(SYS_pidfd_send_signal, target_.get(), SIGKILL, nullptr, 0);
+  }
+  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0 && errno == EINTR) {
   }
 }
 
@@ -53,6 +96,7 @@ Result<ExitStatus> Process::wait() {
   if (reaped_) {
     return make_error("process {} was already reaped", pid_);
   }
+  std::string line = status_.valid() ? read_status_line(status_.get()) : std::string();
   siginfo_t info{};
   while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0) {
     if (errno != EINTR) {
@@ -60,26 +104,12 @@ Result<ExitStatus> Process::wait() {
     }
   }
   reaped_ = true;
-  return status_of(info);
-}
-
-Result<std::optional<ExitStatus>> Process::try_wait() {
-  if (reaped_) {
-    return make_error("process {} was already reaped", pid_);
-  }
-  siginfo_t info{};
-  if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) < 0) {
-    return sys_error("wait for process {}", pid_);
-  }
-  if (info.si_pid == 0) {
-    return std::optional<ExitStatus>();
-  }
-  reaped_ = true;
-  return std::optional<ExitStatus>(status_of(info));
+  return parse_status_line(line).value_or(status_of(info));
 }
 
 Result<void> Process::signal(int sig) {
-  if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0) < 0) {
+  int fd = target_.valid() ? target_.get() : pidfd_.get();
+  if (::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) < 0) {
     return sys_error("send signal {} to process {}", sig, pid_);
   }
   return ok();

@@ -30,7 +30,12 @@ namespace {
 // A sealed memfd holding sbx-init: executable, but nobody can write to it, and inside the sandbox /proc/1/exe
 // names it rather than a host file.
 Result<Fd> make_init_memfd() {
-  int fd = ::memfd_create("sbx-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  // MFD_EXEC: hosts with vm.memfd_noexec=1 make memfds non-executable unless asked; kernels before 6.3 refuse the flag.
+  constexpr unsigned kMfdExec = 0x10;
+  int fd = ::memfd_create("sbx-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | kMfdExec);
+  if (fd < 0 && errno == EINVAL) {
+    fd = ::memfd_create("sbx-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  }
   if (fd < 0) {
     return sys_error("memfd_create for sbx-init");
   }
@@ -60,6 +65,12 @@ struct CreateChildArgs {
     ::_exit(1);
   }
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // Nothing of the runtime's (its cgroup fd, other sandboxes' pipes) may enter the sandbox.
+  const ProcessSpec* main = a.plan->main ? &*a.plan->main : nullptr;
+  if (int err = close_fds_except({sync_fd, a.status_fd, a.init_memfd, a.null_fd, main ? main->stdin_fd : -1,
+                                  main ? main->stdout_fd : -1, main ? main->stderr_fd : -1})) {
+    fail_child_errno(sync_fd, err, "close the runtime's fds");
+  }
   if (::unshare(CLONE_NEWCGROUP) < 0) {
     fail_child_errno(sync_fd, errno, "unshare the cgroup namespace");
   }
@@ -89,13 +100,18 @@ struct CreateChildArgs {
   finish_child(sync_fd, fx);
 }
 
-Result<void> make_run_dirs(const SandboxPaths& paths, const std::string& id) {
+// The sandbox's own run dir: EEXIST means the id is taken, and nothing may be rolled back then.
+Result<void> make_run_dir(const SandboxPaths& paths, const std::string& id) {
   if (::mkdir(paths.dir.c_str(), 0700) < 0) {
     if (errno == EEXIST) {
       return Error(fmt::format("sandbox '{}' already exists ({})", id, paths.dir), EEXIST);
     }
     return sys_error("mkdir '{}'", paths.dir);
   }
+  return ok();
+}
+
+Result<void> make_run_subdirs(const SandboxPaths& paths) {
   for (const auto& d : {paths.rootfs, paths.rw}) {
     if (::mkdir(d.c_str(), 0700) < 0) {
       return sys_error("mkdir '{}'", d);
@@ -141,34 +157,6 @@ Result<void> check_single_threaded() {
 
 }  // namespace
 
-Result<ExitStatus> Sandbox::wait() {
-  // init writes one line on its status pipe before exiting; EOF without one means init itself was killed.
-  std::string line;
-  char buf[64];
-  for (;;) {
-    ssize_t n = ::read(status_.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      break;
-    }
-    line.append(buf, static_cast<size_t>(n));
-  }
-  SBX_ASSIGN(ExitStatus init_status, init_.wait());
-  ExitStatus st;
-  int value = 0;
-  if (std::sscanf(line.c_str(), "exited %d", &value) == 1) {
-    st.code = value;
-  } else if (std::sscanf(line.c_str(), "signaled %d", &value) == 1) {
-    st.signaled = true;
-    st.signal = value;
-  } else {
-    st = init_status;
-  }
-  return st;
-}
-
 Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeConfig config) {
   std::unique_ptr<Runtime> rt(new Runtime(std::move(config)));
   SBX_TRY_CTX(make_dirs(rt->config_.run_root, 0711), "open runtime");
@@ -190,8 +178,9 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
 
   SandboxPaths paths(sandbox_dir(plan.id));
-  SBX_TRY_CTX(make_run_dirs(paths, plan.id), "{}", ctx());
+  SBX_TRY_CTX(make_run_dir(paths, plan.id), "{}", ctx());
   ScopeGuard rollback([&] { (void)destroy(plan.id); });
+  SBX_TRY_CTX(make_run_subdirs(paths), "{}", ctx());
 
   SBX_ASSIGN(auto cgroup, cgroups_->create(plan.id, plan.limits));
   int status_pipe[2];
@@ -215,8 +204,7 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   }
   Sandbox sandbox;
   sandbox.id_ = plan.id;
-  sandbox.init_ = Process(pid, Fd(pidfd));
-  sandbox.status_ = std::move(status_read);
+  sandbox.init_ = Process(pid, Fd(pidfd), std::move(status_read));
   sync.child.reset();
   status_write.reset();
 
@@ -224,7 +212,7 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
     SBX_TRY_CTX(cgroup->add_process(pid), "{}", ctx());
   }
   SBX_TRY_CTX(send_go(sync.parent.get()), "{}", ctx());
-  SBX_TRY_CTX(read_child_reports(sync.parent.get()), "{}", ctx());
+  SBX_TRY_CTX(read_child_reports(sync.parent.get(), nullptr, config_.setup_timeout_ms), "{}", ctx());
 
   SandboxState state{plan.id, pid, 0, plan.security};
   SBX_ASSIGN(state.init_start_time, process_start_time(pid));
@@ -246,7 +234,8 @@ Result<Process> Runtime::exec(const std::string& id, const ProcessSpec& proc) {
     return std::move(pidfd).error().context(ctx());
   }
   std::unique_ptr<Cgroup> cgroup = cgroups_->attach(id);
-  ExecContext ec{pidfd->get(), cgroup.get(), filter.get(), &keep_caps, &state.security.rlimits, dev_null_.get()};
+  ExecContext ec{pidfd->get(),     cgroup.get(),        filter.get(),           &keep_caps,
+                 &state.security.rlimits, dev_null_.get(), init_memfd_.get(), config_.setup_timeout_ms};
   auto process = exec_process(ec, proc);
   if (!process.ok()) {
     return std::move(process).error().context(ctx());

@@ -23,6 +23,9 @@ namespace sbx::rt {
 struct RuntimeConfig {
   std::string run_root = "/run/sbx";  // one directory per sandbox: state, overlay upper/work, rootfs mount point
   CgroupConfig cgroup;
+  // How long a create or an exec may take to get its process to execve. Bounds what a sandbox can do to the caller
+  // by stopping (SIGSTOP) a process that is being set up inside it.
+  int setup_timeout_ms = 30000;
 };
 
 struct ExitStatus {
@@ -33,21 +36,28 @@ struct ExitStatus {
   int shell_code() const { return signaled ? 128 + signal : code; }
 };
 
-// A process the runtime started (an exec, or a sandbox's init), owned through a pidfd. Reaped by wait().
+// A process the runtime started, owned through a pidfd and reaped by wait(). For a sandbox it is init, which reports
+// how the main command ended on a status pipe. For an exec it is the exec's supervisor: a small process outside the
+// sandbox's pid namespace that reaps the exec'd process and reports its end the same way (so no zombie of the
+// runtime's can ever hold up the pid namespace's teardown), while signals go to the exec'd process itself.
 class Process {
  public:
   Process() = default;
-  Process(pid_t pid, Fd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  Process(pid_t pid, Fd pidfd, Fd status = Fd(), Fd target = Fd())
+      : pid_(pid), pidfd_(std::move(pidfd)), status_(std::move(status)), target_(std::move(target)) {}
   Process(Process&& o) noexcept;
   Process& operator=(Process&& o) noexcept;
   ~Process();  // SIGKILLs and reaps a process that was never waited for
 
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_.get(); }
-  // Blocks until the process exits; reaps it.
+  // The status pipe to read the end from, and the process signals go to (invalid: this one).
+  void set_channels(Fd status, Fd target) {
+    status_ = std::move(status);
+    target_ = std::move(target);
+  }
+  // Blocks until the process exits; reaps it. The status reported on the status pipe wins over the exit status.
   Result<ExitStatus> wait();
-  // Reaps it if it has exited; nullopt if still running.
-  Result<std::optional<ExitStatus>> try_wait();
   Result<void> signal(int sig);
 
  private:
@@ -55,24 +65,25 @@ class Process {
 
   pid_t pid_ = -1;
   Fd pidfd_;
+  Fd status_;  // read end of the status pipe ("exited N" / "signaled N"), if any
+  Fd target_;  // pidfd signals go to, when not pidfd_
   bool reaped_ = false;
 };
 
-// A running sandbox as returned by create(): its init process and the status channel init reports the main
-// command's end on.
+// A running sandbox as returned by create(): its init process. Dropping the handle kills the sandbox's processes
+// (not its cgroup or run dir: destroy(id) removes those).
 class Sandbox {
  public:
   const std::string& id() const { return id_; }
   pid_t init_pid() const { return init_.pid(); }
   Process& init() { return init_; }
   // Waits for the main command's end (or init's, without one) and returns how it ended.
-  Result<ExitStatus> wait();
+  Result<ExitStatus> wait() { return init_.wait(); }
 
  private:
   friend class Runtime;
   std::string id_;
   Process init_;
-  Fd status_;  // read end of init's status pipe
 };
 
 class Runtime {
@@ -102,7 +113,7 @@ class Runtime {
   RuntimeConfig config_;
   std::unique_ptr<CgroupManager> cgroups_;
   SeccompCache seccomp_;
-  Fd init_memfd_;  // sealed copy of sbx-init
+  Fd init_memfd_;  // sealed copy of sbx-init: the program of init and of every exec
   Fd dev_null_;    // stdio of processes given none
 };
 

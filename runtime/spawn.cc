@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <poll.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -10,7 +12,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
+#include <optional>
 #include <cstring>
 
 #include "runtime/rlimit.h"
@@ -19,7 +24,6 @@ namespace sbx::rt {
 
 namespace {
 
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr size_t kMaxReport = 4096;
 
 std::vector<char*> c_strings(const std::vector<std::string>& v) {
@@ -30,45 +34,6 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
   }
   out.push_back(nullptr);
   return out;
-}
-
-std::string env_path(const std::vector<std::string>& env) {
-  for (const auto& e : env) {
-    if (e.rfind("PATH=", 0) == 0) {
-      return e.substr(5);
-    }
-  }
-  return kDefaultPath;
-}
-
-// execve with a PATH search in the sandbox's environment (not the runtime's). Returns the most telling errno.
-int exec_searching_path(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  std::vector<char*> cargv = c_strings(argv);
-  std::vector<char*> cenv = c_strings(env);
-  if (argv[0].find('/') != std::string::npos) {
-    ::execve(argv[0].c_str(), cargv.data(), cenv.data());
-    return errno;
-  }
-  std::string path = env_path(env);
-  int best = ENOENT;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t end = path.find(':', pos);
-    std::string dir = path.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + argv[0];
-    ::execve(candidate.c_str(), cargv.data(), cenv.data());
-    if (errno != ENOENT && errno != ENOTDIR) {
-      best = errno;
-      if (errno != EACCES) {
-        break;
-      }
-    }
-    if (end == std::string::npos) {
-      break;
-    }
-    pos = end + 1;
-  }
-  return best;
 }
 
 // Moves the caller's stdio fds into 0, 1, 2 (-1: the runtime's /dev/null), and the status fd to 3. Nothing is opened
@@ -96,17 +61,30 @@ int place_fds(const FinalExec& fx) noexcept {
   return 0;
 }
 
-// execve keeps the signal mask and ignored signals: a sandboxed program must not inherit the runtime's (a daemon
-// blocks signals for signalfd and ignores SIGPIPE).
-int reset_signals() noexcept {
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) {
-      ::signal(sig, SIG_DFL);
-    }
+// chdir to `cwd` resolved inside the sandbox's root, refusing magic links (/proc/self/fd/N could lead back to an fd
+// of the runtime), and checking the result is inside the root.
+Result<void> chdir_in_root(const std::string& cwd) {
+  int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) {
+    return sys_error("open the sandbox's root");
   }
-  sigset_t none;
-  sigemptyset(&none);
-  return ::sigprocmask(SIG_SETMASK, &none, nullptr) < 0 ? errno : 0;
+  Fd root_fd(root);
+  struct open_how how {};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int dir = static_cast<int>(::syscall(SYS_openat2, root, cwd.c_str(), &how, sizeof how));
+  if (dir < 0) {
+    return sys_error("chdir to '{}' in the sandbox", cwd);
+  }
+  Fd dir_fd(dir);
+  if (::fchdir(dir) < 0) {
+    return sys_error("chdir to '{}' in the sandbox", cwd);
+  }
+  char buf[PATH_MAX];
+  if (::getcwd(buf, sizeof buf) == nullptr || buf[0] != '/') {
+    return Error(fmt::format("chdir to '{}' in the sandbox: the directory is outside its root", cwd), EPERM);
+  }
+  return ok();
 }
 
 Identity identity_of(const ProcessSpec& proc) {
@@ -148,18 +126,69 @@ Result<void> send_go(int sync_fd) {
   return ok();
 }
 
-Result<void> send_pid(int sync_fd, pid_t pid) {
+Result<void> send_pidfd(int sync_fd, pid_t pid, int pidfd) {
   std::string msg = fmt::format("P{}", pid);
-  if (::send(sync_fd, msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) {
-    return sys_error("report the exec'd pid");
+  struct iovec iov {msg.data(), msg.size()};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &pidfd, sizeof(int));
+  if (::sendmsg(sync_fd, &mh, MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) {
+    return sys_error("report the exec'd process");
   }
   return ok();
 }
 
-Result<void> read_child_reports(int sync_fd, pid_t* pid) {
+namespace {
+
+// One message from the sync channel, with the fd it carries if any. 0 bytes: EOF.
+ssize_t receive_report(int sync_fd, char* buf, size_t size, Fd* fd) {
+  struct iovec iov {buf, size};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC);
+  for (struct cmsghdr* cm = CMSG_FIRSTHDR(&mh); n >= 0 && cm != nullptr; cm = CMSG_NXTHDR(&mh, cm)) {
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      int received = -1;
+      std::memcpy(&received, CMSG_DATA(cm), sizeof(int));
+      fd->reset(received);
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+Result<void> read_child_reports(int sync_fd, ChildReports* reports, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::optional<Error> first_error;
   char buf[kMaxReport];
   for (;;) {
-    ssize_t n = ::recv(sync_fd, buf, sizeof buf, 0);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    struct pollfd pfd {sync_fd, POLLIN, 0};
+    int ready = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) {
+      continue;
+    }
+    if (ready < 0) {
+      return sys_error("wait for the child's report");
+    }
+    if (ready == 0) {
+      return Error(fmt::format("the child did not finish setting up within {} ms", timeout_ms), ETIMEDOUT);
+    }
+    Fd fd;
+    ssize_t n = receive_report(sync_fd, buf, sizeof buf, &fd);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -167,20 +196,49 @@ Result<void> read_child_reports(int sync_fd, pid_t* pid) {
       return sys_error("read the child's report");
     }
     if (n == 0) {
-      return ok();
+      break;
     }
     std::string msg(buf, static_cast<size_t>(n));
-    if (msg[0] == 'P' && pid != nullptr) {
-      *pid = static_cast<pid_t>(std::atoi(msg.c_str() + 1));
+    if (msg[0] == 'P' && reports != nullptr) {
+      reports->pid = static_cast<pid_t>(std::atoi(msg.c_str() + 1));
+      reports->pidfd = std::move(fd);
+    } else if (msg[0] == 'E' && !first_error) {
+      size_t space = msg.find(' ');
+      first_error = Error(space == std::string::npos ? msg.substr(1) : msg.substr(space + 1), std::atoi(msg.c_str() + 1));
+    } else if (msg[0] != 'E' && !first_error) {
+      first_error = make_error("unexpected message from the child: '{}'", msg);
+    }
+  }
+  if (first_error) {
+    return std::move(*first_error);
+  }
+  return ok();
+}
+
+int close_fds_except(std::vector<int> keep) noexcept {
+  std::sort(keep.begin(), keep.end());
+  unsigned next = 0;
+  for (int fd : keep) {
+    if (fd < 0 || static_cast<unsigned>(fd) < next) {
       continue;
     }
-    if (msg[0] == 'E') {
-      int err = std::atoi(msg.c_str() + 1);
-      size_t space = msg.find(' ');
-      return Error(space == std::string::npos ? msg.substr(1) : msg.substr(space + 1), err);
+    if (static_cast<unsigned>(fd) > next && ::syscall(SYS_close_range, next, fd - 1, 0) < 0) {
+      return errno;
     }
-    return make_error("unexpected message from the child: '{}'", msg);
+    next = static_cast<unsigned>(fd) + 1;
   }
+  return ::syscall(SYS_close_range, next, UINT_MAX, 0) < 0 ? errno : 0;
+}
+
+int reset_signals() noexcept {
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) {
+      ::signal(sig, SIG_DFL);
+    }
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  return ::sigprocmask(SIG_SETMASK, &none, nullptr) < 0 ? errno : 0;
 }
 
 bool wait_for_go(int sync_fd) noexcept {
@@ -218,17 +276,22 @@ void finish_child(int sync_fd, const FinalExec& fx) noexcept {
   if (::setsid() < 0) {
     fail_child_errno(sync_fd, errno, "start a new session");
   }
-  // The fd to exec may sit where stdio or the status fd go (0..3): move it out of the way first.
-  int exec_fd = fx.exec_fd >= 0 ? ::fcntl(fx.exec_fd, F_DUPFD_CLOEXEC, 10) : -1;
-  if (fx.exec_fd >= 0 && exec_fd < 0) {
-    fail_child_errno(sync_fd, errno, "duplicate the init fd");
-  }
   if (int err = reset_signals()) {
     fail_child_errno(sync_fd, err, "reset the signal mask");
+  }
+  // The memfd may sit where stdio or the status fd go (0..3): move it out of the way first.
+  int exec_fd = ::fcntl(fx.exec_fd, F_DUPFD_CLOEXEC, 10);
+  if (exec_fd < 0) {
+    fail_child_errno(sync_fd, errno, "duplicate the sbx-init fd");
   }
   const char* step = "set up stdio";
   if (int err = place_fds(fx)) {
     fail_child_errno(sync_fd, err, step);
+  }
+  // Nothing of the runtime's may reach the sandbox, not even until execve: close it all before any path inside the
+  // sandbox is resolved (CVE-2024-21626). The sync channel and the memfd close on exec.
+  if (int err = close_fds_except({0, 1, 2, fx.status_fd >= 0 ? 3 : -1, exec_fd, sync_fd})) {
+    fail_child_errno(sync_fd, err, "close the runtime's fds");
   }
   ::umask(022);
   if (int err = apply_rlimits(*fx.rlimits, &step)) {
@@ -237,29 +300,18 @@ void finish_child(int sync_fd, const FinalExec& fx) noexcept {
   if (int err = drop_privileges(identity_of(*fx.proc), *fx.keep_caps, &step)) {
     fail_child_errno(sync_fd, err, step);
   }
-  if (::chdir(fx.proc->cwd.c_str()) < 0) {
-    fail_child(sync_fd, sys_error("chdir to '{}' in the sandbox", fx.proc->cwd));
-  }
-  // Nothing of the runtime's may reach the sandbox: every fd above the ones placed is closed on exec.
-  unsigned first_free = fx.status_fd >= 0 ? 4 : 3;
-  if (::syscall(SYS_close_range, first_free, UINT_MAX, CLOSE_RANGE_CLOEXEC) < 0) {
-    fail_child_errno(sync_fd, errno, "mark fds close-on-exec");
+  if (auto r = chdir_in_root(fx.proc->cwd); !r.ok()) {
+    fail_child(sync_fd, r.error());
   }
   if (fx.seccomp != nullptr) {
     if (int err = apply_seccomp_filter(*fx.seccomp)) {
       fail_child_errno(sync_fd, err, "install the seccomp filter");
     }
   }
-  int err = 0;
-  if (exec_fd >= 0) {
-    std::vector<char*> cargv = c_strings(fx.argv);
-    std::vector<char*> cenv = c_strings(fx.proc->env);
-    ::syscall(SYS_execveat, exec_fd, "", cargv.data(), cenv.data(), AT_EMPTY_PATH);
-    err = errno;
-  } else {
-    err = exec_searching_path(fx.argv, fx.proc->env);
-  }
-  fail_child(sync_fd, Error::from_errno(fmt::format("exec '{}' in the sandbox", fx.argv[0]), err));
+  std::vector<char*> cargv = c_strings(fx.argv);
+  std::vector<char*> cenv = c_strings(fx.proc->env);
+  ::syscall(SYS_execveat, exec_fd, "", cargv.data(), cenv.data(), AT_EMPTY_PATH);
+  fail_child(sync_fd, Error::from_errno("exec sbx-init in the sandbox", errno));
 }
 
 }  // namespace sbx::rt

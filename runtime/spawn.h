@@ -5,7 +5,7 @@
 // Protocol on the sync channel (a SOCK_SEQPACKET pair, close-on-exec on both ends):
 //   parent -> child  "G"                    placement done (cgroup), go on
 //   child  -> parent "E<errno> <message>"   a step failed; the child exits
-//   child  -> parent "P<pid>"               (exec's middle process) the pid of the process it started
+//   child  -> parent "P<pid>" + SCM_RIGHTS   (exec's middle process) the pid and a pidfd of the process it started
 //   EOF                                      every child end is closed: the last one exec'd, so setup succeeded
 #include <sys/types.h>
 
@@ -30,24 +30,38 @@ Result<SyncPair> make_sync_pair();
 // With CLONE_PIDFD the pidfd lands in *pidfd; with a cgroup_fd >= 0 the child starts in that cgroup.
 pid_t clone3_process(unsigned long flags, int* pidfd, int cgroup_fd) noexcept;
 
+// What the children reported: the first error, and the process an exec's middle started.
+struct ChildReports {
+  pid_t pid = -1;
+  Fd pidfd;
+};
+
 // Parent side.
 Result<void> send_go(int sync_fd);
-Result<void> send_pid(int sync_fd, pid_t pid);
-// Reads until EOF. A child's error becomes an Error with its errno; "P" messages fill *pid when given.
-Result<void> read_child_reports(int sync_fd, pid_t* pid = nullptr);
+// Reads until EOF (every child end closed: the last child exec'd or died) or until `timeout_ms` passes (ETIMEDOUT:
+// a child that never finishes, e.g. one a sandboxed process stopped with SIGSTOP). A child's error becomes an Error
+// with its errno; it is returned only after EOF, so that every report, and the pidfd to reap with, is read.
+Result<void> read_child_reports(int sync_fd, ChildReports* reports, int timeout_ms);
 
 // Child side.
+Result<void> send_pidfd(int sync_fd, pid_t pid, int pidfd);
 bool wait_for_go(int sync_fd) noexcept;
+// Really closes every fd but those in `keep` (negative entries are ignored): what a child must do before it resolves
+// any path inside a sandbox, where /proc/self/fd/N would lead back to whatever N is.
+int close_fds_except(std::vector<int> keep) noexcept;
+// Default dispositions and an empty mask: neither survives execve otherwise.
+int reset_signals() noexcept;
 [[noreturn]] void fail_child(int sync_fd, const Error& error) noexcept;
 [[noreturn]] void fail_child_errno(int sync_fd, int err, const char* step) noexcept;
 
-// What the child does last, after its namespaces and root are in place: stdio, rlimits, identity and capabilities,
-// no_new_privs, cwd, close every other fd, seccomp, execve.
+// What the child does last, after its namespaces and root are in place: stdio, close every other fd, rlimits,
+// identity and capabilities, no_new_privs, cwd (resolved inside the root, magic links refused), seccomp, and
+// execveat of sbx-init's sealed memfd: nothing inside a sandbox is ever exec'd from a host binary's process image.
 struct FinalExec {
   const ProcessSpec* proc = nullptr;   // stdio, identity, cwd, env
-  std::vector<std::string> argv;       // what to exec; argv[0] is looked up in env's PATH unless exec_fd is set
-  int exec_fd = -1;                    // execveat this fd (our init's memfd) instead of a path
-  int status_fd = -1;                  // kept open as fd 3 (init's status channel)
+  std::vector<std::string> argv;       // sbx-init's argv
+  int exec_fd = -1;                    // sbx-init's memfd
+  int status_fd = -1;                  // kept open as fd 3 (init's status channel, or exec's sync channel)
   int null_fd = -1;                    // the runtime's /dev/null, for stdio the ProcessSpec leaves unset
   const Rlimits* rlimits = nullptr;
   const std::vector<int>* keep_caps = nullptr;

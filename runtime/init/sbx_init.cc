@@ -3,8 +3,12 @@
 //   sbx-init                 idle: reap orphans until SIGTERM, SIGINT or SIGHUP, then exit 0
 //   sbx-init -- CMD ARGS...  run CMD as its child, forward signals to it, reap orphans; when CMD ends, kill what is
 //                            left in the sandbox and exit with CMD's status (128+N for signal N)
+//   sbx-init --exec -- CMD ARGS...
+//                            (any pid) exec CMD, searching the PATH of the environment: how every exec reaches its
+//                            program, so that no process inside a sandbox ever has a host binary as /proc/self/exe
+//                            (CVE-2019-5736). On failure it reports on fd 3, the runtime's sync channel.
 //
-// It inherits fd 3 as the status channel to the runtime and writes one line there before it exits:
+// As init it inherits fd 3 as the status channel to the runtime and writes one line there before it exits:
 // "exited N" or "signaled N". The runtime execs this binary from a sealed memfd, so /proc/1/exe inside the sandbox
 // never points at a host file. Statically linked; uses only libc.
 #include <errno.h>
@@ -83,9 +87,45 @@ void reap(MainState* main) {
 
 bool is_stop_signal(int sig) { return sig == SIGTERM || sig == SIGINT || sig == SIGHUP; }
 
+const char* errno_name(int err) {
+  switch (err) {
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOEXEC: return "ENOEXEC";
+    case ENOTDIR: return "ENOTDIR";
+    case ELOOP: return "ELOOP";
+    case E2BIG: return "E2BIG";
+    case ENOMEM: return "ENOMEM";
+    case ETXTBSY: return "ETXTBSY";
+    case EISDIR: return "EISDIR";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    default: return "errno";
+  }
+}
+
+// --exec: becomes CMD. The sync channel (fd 3) closes on success; on failure it carries the runtime's error format.
+int exec_mode(char** cmd) {
+  fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
+  execvp(cmd[0], cmd);
+  int err = errno;
+  // One write: the channel is a SOCK_SEQPACKET socket, one message per write.
+  char msg[512];
+  int n = snprintf(msg, sizeof msg, "E%d exec '%.256s' in the sandbox: %s (%s)", err, cmd[0], strerror(err),
+                   errno_name(err));
+  if (n > 0) {
+    ssize_t ignored = write(kStatusFd, msg, static_cast<size_t>(n) < sizeof msg ? static_cast<size_t>(n) : sizeof msg - 1);
+    (void)ignored;
+  }
+  return err == ENOENT ? 127 : 126;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 4 && strcmp(argv[1], "--exec") == 0 && strcmp(argv[2], "--") == 0) {
+    return exec_mode(argv + 3);
+  }
   // Only ever pid 1 of a fresh pid namespace: elsewhere its kill(-1, SIGKILL) would hit every process it may signal.
   if (getpid() != 1) {
     dprintf(2, "sbx-init: refusing to run as pid %d; sbx-init runs only as pid 1 of a sandbox\n", getpid());

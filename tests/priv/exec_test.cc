@@ -169,6 +169,48 @@ TEST_CASE("a directory tree built deeper than any fd limit does not stop destroy
   check_gone(env.runtime(), p.id);
 }
 
+TEST_CASE("a sandbox that stops every new process cannot hang an exec: it times out and is cleaned up") {
+  rt::RuntimeConfig config = TestEnv::get().runtime().config();
+  config.cgroup.parent_name += "-stop";
+  config.setup_timeout_ms = 1000;
+  auto opened = rt::Runtime::open(config);
+  REQUIRE_OK(opened);
+  auto& rt = **opened;
+  auto p = TestEnv::get().plan(TestEnv::get().unique_id("stop"));
+  {
+    SandboxGuard g(rt, p);
+    auto stopper_spec = probe({"stopper", "30"});
+    auto stopper = rt.exec(g.id(), stopper_spec);
+    REQUIRE_OK(stopper);
+    ::usleep(100000);
+    auto r = rt.exec(g.id(), shell("true"));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().sys_errno() == ETIMEDOUT);
+    REQUIRE_OK(stopper->signal(SIGKILL));
+    auto st = stopper->wait();
+    REQUIRE_OK(st);
+    CHECK(st->signaled);
+  }
+  check_gone(rt, p.id);
+  REQUIRE_OK(rt.cgroups().remove_parent());
+}
+
+TEST_CASE("waiting for a sandbox never hangs on an exec'd process the caller has not reaped") {
+  auto& env = TestEnv::get();
+  auto p = env.plan(env.unique_id("zap"));
+  p.main = shell("sleep 0.2");
+  SandboxGuard g(env.runtime(), p);
+  auto bg = env.runtime().exec(g.id(), shell("sleep 1000"));
+  REQUIRE_OK(bg);
+  auto st = g.sandbox().wait();
+  REQUIRE_OK(st);
+  CHECK(st->code == 0);
+  auto bg_st = bg->wait();
+  REQUIRE_OK(bg_st);
+  CHECK(bg_st->signaled);
+  CHECK(bg_st->signal == SIGKILL);
+}
+
 TEST_CASE("twenty execs in a row each get a fresh, correctly confined process") {
   auto& env = TestEnv::get();
   SandboxGuard g(env.runtime(), env.plan(env.unique_id("many")));

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -270,6 +271,53 @@ TEST_CASE("a sandbox that replaces its /dev/null with a FIFO cannot hang later e
   auto out = exec_capture(env.runtime(), g.id(), shell("ls -lL /proc/self/fd/0"));
   CHECK(out.status.code == 0);
   CHECK(out.out.rfind("c", 0) == 0);
+}
+
+TEST_CASE("a cwd that is a magic link to one of the runtime's fds never reaches the host") {
+  auto& env = TestEnv::get();
+  SandboxGuard g(env.runtime(), env.plan(env.unique_id("cwdfd")));
+  REQUIRE(exec_capture(env.runtime(), g.id(),
+                       shell("for i in 0 1 2 3 4 5 6 7 8 9 10 11 12; do ln -s /proc/self/fd/$i /fd$i; done"))
+              .status.code == 0);
+  for (int i = 0; i <= 12; ++i) {
+    auto proc = shell("pwd");
+    proc.cwd = fmt::format("/fd{}", i);
+    auto r = env.runtime().exec(g.id(), proc);
+    INFO(proc.cwd);
+    CHECK_FALSE(r.ok());
+  }
+  // Through a plain symlink to a directory inside the sandbox, a cwd still works.
+  REQUIRE(exec_capture(env.runtime(), g.id(), shell("ln -s /home/user /here")).status.code == 0);
+  auto here = shell("pwd -P");
+  here.cwd = "/here";
+  CHECK(exec_capture(env.runtime(), g.id(), here).out == "/home/user\n");
+}
+
+TEST_CASE("no exec'd process has a host binary as /proc/self/exe") {
+  auto& env = TestEnv::get();
+  SandboxGuard g(env.runtime(), env.plan(env.unique_id("exe")));
+  REQUIRE(exec_capture(env.runtime(), g.id(), shell("ln -s /proc/self/exe /evil")).status.code == 0);
+  // Exec'ing /proc/self/exe reaches sbx-init's sealed memfd (which refuses to run as anything but pid 1), never the
+  // runtime's binary (CVE-2019-5736).
+  rt::ProcessSpec evil;
+  evil.argv = {"/evil"};
+  auto out = exec_capture(env.runtime(), g.id(), evil);
+  CHECK(out.status.code == 125);
+  CHECK(out.err.find("sbx-init: refusing") != std::string::npos);
+}
+
+TEST_CASE("device nodes shipped in an image cannot be opened") {
+  auto& env = TestEnv::get();
+  std::string layer = make_temp_dir("sbx-dev-layer");
+  REQUIRE(::mknod((layer + "/mem-null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0);
+  auto plan = env.plan(env.unique_id("nodev"));
+  plan.root.lower_dirs.insert(plan.root.lower_dirs.begin(), layer);
+  {
+    SandboxGuard g(env.runtime(), plan);
+    CHECK(exec_capture(env.runtime(), g.id(), probe({"read", "/mem-null"})).kv()["read"] == "EACCES");
+    CHECK(exec_capture(env.runtime(), g.id(), probe({"read", "/dev/null"})).kv()["read"] == "ok");
+  }
+  REQUIRE_OK(remove_tree(layer));
 }
 
 TEST_CASE("bind mounts are read-only or read-write as asked") {

@@ -9,6 +9,7 @@
 //   sbx-probe forkbomb N           forks up to N sleeping children; prints how many it got and the first errno
 //   sbx-probe spin SECONDS         burns CPU for SECONDS of wall time
 //   sbx-probe deeptree N           builds a directory tree N levels deep under the cwd
+//   sbx-probe stopper SECONDS      SIGSTOPs every new process that appears in the sandbox (an attack on exec)
 //   sbx-probe exit CODE | kill SIG ends itself that way
 #include <errno.h>
 #include <fcntl.h>
@@ -256,6 +257,27 @@ int cmd_deeptree(long depth) {
   return 0;
 }
 
+int cmd_stopper(double seconds) {
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  pid_t self = getpid();
+  printf("stopper=ready\n");
+  do {
+    DIR* d = opendir("/proc");
+    while (struct dirent* e = d ? readdir(d) : nullptr) {
+      pid_t pid = atoi(e->d_name);
+      if (pid > 1 && pid != self) {
+        kill(pid, SIGSTOP);
+      }
+    }
+    if (d) {
+      closedir(d);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
+  return 0;
+}
+
 int cmd_spin(double seconds) {
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
@@ -291,6 +313,7 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "alloc") == 0) return cmd_alloc(atol(arg));
   if (strcmp(cmd, "forkbomb") == 0) return cmd_forkbomb(atoi(arg));
   if (strcmp(cmd, "spin") == 0) return cmd_spin(atof(arg));
+  if (strcmp(cmd, "stopper") == 0) return cmd_stopper(atof(arg));
   if (strcmp(cmd, "deeptree") == 0) return cmd_deeptree(atol(arg));
   if (strcmp(cmd, "exit") == 0) return atoi(arg);
   if (strcmp(cmd, "kill") == 0) {
