@@ -16,8 +16,9 @@ namespace {
 bool kept(const std::vector<int>& keep, int cap) { return std::find(keep.begin(), keep.end(), cap) != keep.end(); }
 
 // Removes every capability not kept from the bounding set. Needs CAP_SETPCAP, so it runs before the uid switch.
+// Goes to 63, not the build's CAP_LAST_CAP: a newer kernel's capabilities must go too (EINVAL: not one there).
 int drop_bounding(const std::vector<int>& keep) noexcept {
-  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+  for (int cap = 0; cap < 64; ++cap) {
     if (kept(keep, cap)) {
       continue;
     }

@@ -30,6 +30,17 @@ check "a signal comes back as 128+N" 143 "$rc"
 sbx --memory 32M -- /bin/sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' >/dev/null; rc=$?
 check "an OOM kill comes back as 137" 137 "$rc"
 
+# Killing sbx-run stops the sandbox through init and still destroys it: nothing keeps running.
+"$run" --run-root "$root" --rootfs "$rootfs" --id sbx-run-sigterm -- /bin/sh -c 'trap "exit 9" TERM; while :; do sleep 0.05; done' &
+pid=$!
+i=0
+while [ ! -d "$root/sbx-run-sigterm" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.3
+kill -TERM $pid
+wait $pid; rc=$?
+check "SIGTERM to sbx-run reaches the command" 9 "$rc"
+check "and its sandbox is destroyed" "" "$(ls "$root" 2>/dev/null)"
+
 out=$(sbx --user 1000:1000 --cwd /home/user --env GREETING=hi -- /bin/sh -c 'echo "$(id -u):$(id -g) $(pwd) $GREETING"')
 check "user, cwd and env apply" "1000:1000 /home/user hi" "$out"
 

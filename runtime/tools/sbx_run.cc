@@ -1,5 +1,7 @@
 // sbx-run: runs one command in a one-off sandbox straight through the runtime library (no daemon), then destroys
 // the sandbox. The development front end of the runtime, like `crun run`; exits with the command's status.
+#include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -185,6 +187,27 @@ Result<Options> parse_args(int argc, char** argv) {
   return o;
 }
 
+// The sandbox's init, for the signal handler: sbx-run's own SIGINT/SIGTERM/SIGHUP/SIGQUIT go to the sandbox (init
+// forwards them to the command), so sbx-run always lives to destroy it instead of leaving it running.
+volatile sig_atomic_t g_init_pidfd = -1;
+
+void forward_signal(int sig) {
+  if (g_init_pidfd >= 0) {
+    ::syscall(SYS_pidfd_send_signal, static_cast<int>(g_init_pidfd), sig, nullptr, 0);
+  }
+}
+
+void forward_signals_to(int pidfd) {
+  g_init_pidfd = pidfd;
+  struct sigaction sa {};
+  sa.sa_handler = forward_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
 Result<ExitStatus> run(const Options& o) {
   RuntimeConfig config;
   config.run_root = o.run_root;
@@ -192,7 +215,9 @@ Result<ExitStatus> run(const Options& o) {
   Plan plan = o.plan;
   plan.main = o.proc;
   SBX_ASSIGN(Sandbox sandbox, runtime->create(plan));
+  forward_signals_to(sandbox.init().pidfd());
   auto status = sandbox.wait();
+  g_init_pidfd = -1;
   auto destroyed = runtime->destroy(plan.id);
   // A one-off run leaves no parent cgroup behind; one still in use by another sandbox stays (rmdir refuses).
   (void)runtime->cgroups().remove_parent();

@@ -62,6 +62,8 @@ TEST_CASE("mount, unshare, pivot_root, ptrace and bpf fail with EPERM inside") {
   CHECK(kv["bpf"] == "EPERM");
   CHECK(kv["keyctl"] == "EPERM");
   CHECK(kv["sethostname"] == "EPERM");
+  CHECK(kv["socket_vsock"] == "EPERM");
+  CHECK(kv["socket_inet"] == "ok");
   // init ignores signals from inside its namespace that it has no reason to take.
   CHECK(kv["kill_init"] == "ok");
   auto again = exec_capture(env.runtime(), g.id(), probe({"status"})).kv();

@@ -24,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -178,6 +179,10 @@ int cmd_syscalls() {
   printf("perf_event_open=%s\n", err_name(result(syscall(SYS_perf_event_open, nullptr, 0, -1, -1, 0))));
   printf("sethostname=%s\n", err_name(result(sethostname("evil", 4))));
   printf("kill_init=%s\n", err_name(result(kill(1, SIGKILL))));
+  int vsock = socket(40 /* AF_VSOCK */, SOCK_STREAM, 0);
+  printf("socket_vsock=%s\n", err_name(vsock >= 0 ? 0 : errno));
+  int inet = socket(AF_INET, SOCK_STREAM, 0);
+  printf("socket_inet=%s\n", err_name(inet >= 0 ? 0 : errno));
   return 0;
 }
 
