@@ -1,5 +1,6 @@
 #include "runtime/plan.h"
 
+#include <linux/capability.h>
 #include <sys/stat.h>
 
 #include "runtime/caps.h"
@@ -168,7 +169,14 @@ Result<void> validate_plan(const Plan& plan) {
   }
   SBX_TRY(validate_cgroup_limits(plan.limits));
   SBX_TRY(validate_rlimits(plan.security.rlimits));
-  SBX_TRY(parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
+  SBX_ASSIGN(std::vector<int> caps, parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
+  for (size_t i = 0; i < caps.size(); ++i) {
+    // /dev is a writable tmpfs without nodev (it holds our nodes), and sbx installs no device cgroup yet: with
+    // CAP_MKNOD a sandbox could make a node for any host device there.
+    if (caps[i] == CAP_MKNOD) {
+      return make_error("security.keep_caps[{}]: CAP_MKNOD cannot be kept: sbx has no device cgroup to confine it", i);
+    }
+  }
   if (plan.main) {
     SBX_TRY(validate_process(*plan.main, "main"));
   }

@@ -88,6 +88,9 @@ TEST_CASE("each invalid field is named in the error") {
   p.security.keep_caps = {"CAP_NOPE"};
   check_rejected(p, "security.keep_caps[0]");
   p = valid_plan();
+  p.security.keep_caps = {"CAP_NET_BIND_SERVICE", "CAP_MKNOD"};
+  check_rejected(p, "security.keep_caps[1]: CAP_MKNOD");
+  p = valid_plan();
   p.security.rlimits.nofile = 1;
   check_rejected(p, "rlimits.nofile");
   p = valid_plan();
