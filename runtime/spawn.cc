@@ -126,21 +126,36 @@ Result<void> send_go(int sync_fd) {
   return ok();
 }
 
-Result<void> send_pidfd(int sync_fd, pid_t pid, int pidfd) {
-  std::string msg = fmt::format("P{}", pid);
-  struct iovec iov {msg.data(), msg.size()};
+namespace {
+
+// A message of one buffer with room for one fd (SCM_RIGHTS) beside it.
+struct FdMessage {
+  struct iovec iov {};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   struct msghdr mh {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+
+  FdMessage(void* data, size_t size) {
+    iov = {data, size};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+  }
+  FdMessage(const FdMessage&) = delete;  // mh points into this object
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
+}  // namespace
+
+Result<void> send_pidfd(int sync_fd, pid_t pid, int pidfd) {
+  std::string msg = fmt::format("P{}", pid);
+  FdMessage m(msg.data(), msg.size());
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&m.mh);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
   cm->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(cm), &pidfd, sizeof(int));
-  if (::sendmsg(sync_fd, &mh, MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) {
+  if (::sendmsg(sync_fd, &m.mh, MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) {
     return sys_error("report the exec'd process");
   }
   return ok();
@@ -150,15 +165,9 @@ namespace {
 
 // One message from the sync channel, with the fd it carries if any. 0 bytes: EOF.
 ssize_t receive_report(int sync_fd, char* buf, size_t size, Fd* fd) {
-  struct iovec iov {buf, size};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  ssize_t n = ::recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC);
-  for (struct cmsghdr* cm = CMSG_FIRSTHDR(&mh); n >= 0 && cm != nullptr; cm = CMSG_NXTHDR(&mh, cm)) {
+  FdMessage m(buf, size);
+  ssize_t n = ::recvmsg(sync_fd, &m.mh, MSG_CMSG_CLOEXEC);
+  for (struct cmsghdr* cm = CMSG_FIRSTHDR(&m.mh); n >= 0 && cm != nullptr; cm = CMSG_NXTHDR(&m.mh, cm)) {
     if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
       int received = -1;
       std::memcpy(&received, CMSG_DATA(cm), sizeof(int));
