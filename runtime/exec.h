@@ -5,9 +5,10 @@
 // joins all the sandbox's namespaces through init's pidfd and clones the real process, which lands in the sandbox's
 // pid namespace. The middle hands the runtime a pidfd of it (SCM_RIGHTS: no pid can be reused in between), reaps it
 // when it ends and reports how on a status pipe: the middle lives outside the sandbox's pid namespace, so no zombie
-// of the runtime's ever holds up that namespace's teardown. The real process takes the sandbox's rlimits, identity,
-// capabilities, no_new_privs and seccomp filter, chdirs inside the root and execs sbx-init's sealed memfd in its
-// --exec mode, which execs the program: no process inside the sandbox ever has a host binary as its exe.
+// of the runtime's ever holds up that namespace's teardown. The middle is in the sandbox's cgroup: destroy kills it,
+// and it counts against the pids limit. The real process takes the sandbox's rlimits, identity, capabilities,
+// no_new_privs and seccomp filter, chdirs inside the root and execs sbx-init's sealed memfd in its --exec mode, which
+// execs the program: no process inside the sandbox ever has a host binary as its exe.
 #include "runtime/cgroup.h"
 #include "runtime/runtime.h"
 
