@@ -1,6 +1,7 @@
 #pragma once
 // Result<T> and Error: the error type every layer of sbx returns instead of throwing.
-// An Error carries a message built up from the failing call outwards ("create sandbox 'a1': mount proc on /proc: EPERM")
+// An Error carries a message built up from the failing call outwards
+// ("create sandbox 'a1': mount proc on /proc: Operation not permitted (EPERM)")
 // and, when a syscall failed, its errno.
 #include <cerrno>
 #include <string>

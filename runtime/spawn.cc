@@ -213,7 +213,8 @@ Result<void> read_child_reports(int sync_fd, ChildReports* reports, int timeout_
       reports->pidfd = std::move(fd);
     } else if (msg[0] == 'E' && !first_error) {
       size_t space = msg.find(' ');
-      first_error = Error(space == std::string::npos ? msg.substr(1) : msg.substr(space + 1), std::atoi(msg.c_str() + 1));
+      std::string text = space == std::string::npos ? msg.substr(1) : msg.substr(space + 1);
+      first_error = Error(std::move(text), std::atoi(msg.c_str() + 1));
     } else if (msg[0] != 'E' && !first_error) {
       first_error = make_error("unexpected message from the child: '{}'", msg);
     }
