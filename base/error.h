@@ -22,6 +22,16 @@ class Error {
 
   const std::string& message() const { return message_; }
   int sys_errno() const { return errno_; }
+  // An application-level error class (the API's error codes); 0 when none was set. Context keeps it.
+  int code() const { return code_; }
+  Error&& with_code(int code) && {
+    code_ = code;
+    return std::move(*this);
+  }
+  Error& with_code(int code) & {
+    code_ = code;
+    return *this;
+  }
 
   // Prepends context: Error("EINVAL").context("mount proc") -> "mount proc: EINVAL".
   Error&& context(std::string_view what) &&;
@@ -30,6 +40,7 @@ class Error {
  private:
   std::string message_;
   int errno_ = 0;
+  int code_ = 0;
 };
 
 // Name of an errno value ("ENOENT"), or "E<number>" for one this table does not know.

@@ -205,6 +205,25 @@ Result<void> remove_tree(const std::string& path) {
   return ok();
 }
 
+Result<void> remove_tree_at(int dirfd, const std::string& name, const std::string& shown) {
+  struct stat st {};
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    return errno == ENOENT ? ok() : Result<void>(sys_error("stat '{}'", shown));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    SBX_ASSIGN(Fd fd, open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+    SBX_TRY(empty_tree(std::move(fd), st.st_dev, shown));
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT) {
+      return sys_error("rmdir '{}'", shown);
+    }
+    return ok();
+  }
+  if (::unlinkat(dirfd, name.c_str(), 0) < 0 && errno != ENOENT) {
+    return sys_error("unlink '{}'", shown);
+  }
+  return ok();
+}
+
 std::string trim(std::string_view s) {
   size_t b = s.find_first_not_of(" \t\r\n");
   if (b == std::string_view::npos) {

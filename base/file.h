@@ -35,6 +35,8 @@ Result<void> make_dirs(const std::string& path, mode_t mode = 0755);
 // Recursively removes `path` without following symlinks and without crossing into other mounts.
 // A missing path is success.
 Result<void> remove_tree(const std::string& path);
+// As remove_tree, for the entry `name` of the directory `dirfd` (`shown` names it in errors).
+Result<void> remove_tree_at(int dirfd, const std::string& name, const std::string& shown);
 
 std::string trim(std::string_view s);
 

@@ -103,6 +103,13 @@ class InvalidCgroup final : public Cgroup {
   Result<void> kill_all() override { return ok(); }
   Result<void> remove() override { return ok(); }
   std::vector<std::string> paths() const override { return {}; }
+  Result<std::unique_ptr<Cgroup>> create_child(const std::string&) override { return invalid(); }
+  Result<Fd> open_entry() const override { return invalid(); }
+  std::unique_ptr<Cgroup> attach_child(const std::string& name) const override {
+    return std::make_unique<InvalidCgroup>(id() + "/" + name);
+  }
+  Result<std::vector<std::string>> children() const override { return std::vector<std::string>{}; }
+  Result<bool> remove_if_empty() override { return true; }
 
  private:
   Error invalid() const { return Error(fmt::format("cgroup id '{}' is not a single path component", id()), EINVAL); }
@@ -132,6 +139,22 @@ Result<cd::SelfCgroup> parse_self_line(std::string_view line) {
   return entry;
 }
 
+// Whether any of the directories was made after `since` (a cgroup directory's mtime is its creation time: cgroupfs
+// never updates it).
+bool created_within(const std::vector<std::string>& dirs, std::chrono::system_clock::time_point since) {
+  for (const std::string& dir : dirs) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0) {
+      auto made = std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+      if (made > since) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<void> validate_cgroup_limits(const CgroupLimits& limits) {
@@ -151,6 +174,27 @@ Result<void> validate_cgroup_limits(const CgroupLimits& limits) {
     return make_error("limits.pids: {} is above the maximum of {}", *limits.pids_max, kMaxPids);
   }
   return validate_io(limits.io);
+}
+
+Result<size_t> Cgroup::remove_empty_children(std::string_view prefix, std::chrono::milliseconds min_age) {
+  SBX_ASSIGN(std::vector<std::string> names, children());
+  const auto now = std::chrono::system_clock::now();
+  size_t removed = 0;
+  for (const std::string& name : names) {
+    if (!name.starts_with(prefix)) {
+      continue;
+    }
+    std::unique_ptr<Cgroup> child = attach_child(name);
+    if (min_age.count() > 0 && created_within(child->paths(), now - min_age)) {
+      continue;
+    }
+    auto gone = child->remove_if_empty();
+    if (!gone.ok()) {
+      return std::move(gone).error().context(fmt::format("sweep child cgroups of '{}'", id()));
+    }
+    removed += *gone ? 1 : 0;
+  }
+  return removed;
 }
 
 Result<std::unique_ptr<CgroupManager>> CgroupManager::open(const CgroupConfig& config) {
@@ -475,6 +519,49 @@ Result<void> remove_cgroup_dir(const std::string& path) {
       return sys_error("rmdir '{}'", path);
     }
     sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<std::vector<pid_t>> pids_in_tree(const std::string& dir) {
+  std::vector<pid_t> pids;
+  auto own = read_pids(dir + "/cgroup.procs");
+  if (own.ok()) {
+    pids = std::move(*own);
+  } else if (own.error().sys_errno() != ENOENT) {
+    return std::move(own).error();
+  }
+  SBX_ASSIGN(std::vector<std::string> children, list_subdirs(dir));
+  for (const std::string& child : children) {
+    SBX_ASSIGN(std::vector<pid_t> more, pids_in_tree(dir + "/" + child));
+    pids.insert(pids.end(), more.begin(), more.end());
+  }
+  return pids;
+}
+
+Result<bool> remove_cgroup_dir_if_empty(const std::string& path) {
+  SBX_ASSIGN(std::vector<std::string> children, list_subdirs(path));
+  for (const std::string& child : children) {
+    SBX_ASSIGN(bool gone, remove_cgroup_dir_if_empty(path + "/" + child));
+    if (!gone) {
+      return false;
+    }
+  }
+  constexpr int kAttempts = 20;  // 5 ms apart
+  for (int attempt = 0;; ++attempt) {
+    SBX_ASSIGN(std::vector<pid_t> pids, pids_in_tree(path));
+    if (!pids.empty()) {
+      return false;
+    }
+    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) {
+      return true;
+    }
+    if (errno != EBUSY) {
+      return sys_error("rmdir '{}'", path);
+    }
+    if (attempt + 1 == kAttempts) {
+      return false;
+    }
+    sleep_for(std::chrono::milliseconds(5));
   }
 }
 

@@ -5,15 +5,18 @@
 //   v1 (legacy or hybrid hosts): one directory per sandbox in each of the memory, cpu, cpuacct, pids, freezer (and
 //                 blkio when io limits are given) hierarchies; placement by writing cgroup.procs; teardown by
 //                 freezing, SIGKILLing every member, thawing.
-// Sandbox cgroups live at <parent>/<id>. The parent defaults to "<the caller's own cgroup>/sbx" in each hierarchy,
-// so nothing is ever created at a hierarchy's root and the caller is never moved. Nothing above the parent is
-// ever written to.
+// Sandbox cgroups live at <parent>/<id>; each exec's process tree lives in a child cgroup <parent>/<id>/exec-<unique>
+// (see Cgroup::create_child) so that it can be killed without touching the rest of the sandbox. The parent defaults
+// to "<the caller's own cgroup>/sbx" in each hierarchy, so nothing is ever created at a hierarchy's root and the
+// caller is never moved. Nothing above the parent is ever written to.
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -81,14 +84,38 @@ class Cgroup {
   virtual Result<void> add_process(pid_t pid) = 0;
   virtual Result<CgroupStats> stats() const = 0;
   virtual Result<void> freeze(bool frozen) = 0;
-  // Pids of the members (v2: cgroup.procs; v1: the freezer hierarchy's, else the first one's).
+  // Pids of the members, child cgroups included (v2: cgroup.procs; v1: the freezer hierarchy's, else the first
+  // one's).
   virtual Result<std::vector<pid_t>> members() const = 0;
-  // SIGKILLs every member and waits (bounded, a few seconds) until none is left. A missing cgroup is success.
+  // SIGKILLs every member, child cgroups included, and waits (bounded, a few seconds) until none is left. A missing
+  // cgroup is success.
   virtual Result<void> kill_all() = 0;
-  // kill_all, then removes every directory of this cgroup. A missing cgroup is success; idempotent.
+  // kill_all, then removes every directory of this cgroup and of its children. A missing cgroup is success;
+  // idempotent.
   virtual Result<void> remove() = 0;
   // The directories this cgroup has (or would have), for messages and leak checks.
   virtual std::vector<std::string> paths() const = 0;
+
+  // Child cgroups, one per exec: <this>/<name>, `name` one path component. v2: one directory; no controller is
+  // enabled in this cgroup's subtree_control, so this cgroup's limits and stats still cover it. v1: a directory in
+  // the freezer hierarchy only (what killing a tree needs); a process that enters it stays in this cgroup in every
+  // other hierarchy, where it counts against the limits as before (the child's add_process writes both). EEXIST is an
+  // error.
+  virtual Result<std::unique_ptr<Cgroup>> create_child(const std::string& name) = 0;
+  // For a cgroup with one directory (any v2 cgroup, a v1 child): its cgroup.procs opened for writing. A process
+  // enters the cgroup by writing "0" to it, which works from inside the sandbox's namespaces too.
+  virtual Result<Fd> open_entry() const = 0;
+  // A handle on <this>/<name> whether or not it exists (an invalid name gives a handle that touches no path).
+  virtual std::unique_ptr<Cgroup> attach_child(const std::string& name) const = 0;
+  // Names of the existing child cgroups, sorted.
+  virtual Result<std::vector<std::string>> children() const = 0;
+  // Removes this cgroup (and its empty children) if no process is left in it: true when it is gone or never was,
+  // false when a process is still there (then nothing of it is removed). Never kills.
+  virtual Result<bool> remove_if_empty() = 0;
+
+  // The sweep: removes the child cgroups whose name starts with `prefix` that are empty and older than `min_age`
+  // (younger ones may belong to an exec that is still being placed). Returns how many it removed.
+  Result<size_t> remove_empty_children(std::string_view prefix, std::chrono::milliseconds min_age);
 
  protected:
   explicit Cgroup(std::string id) : id_(std::move(id)) {}

@@ -82,6 +82,8 @@ Result<std::optional<uint64_t>> read_keyed_u64(const std::string& path, std::str
 Result<std::optional<uint64_t>> read_single_u64(const std::string& path);
 // Pids in a cgroup.procs file.
 Result<std::vector<pid_t>> read_pids(const std::string& procs_file);
+// Pids in the cgroup at `dir` and every cgroup below it; a directory (or cgroup.procs) that is gone holds none.
+Result<std::vector<pid_t>> pids_in_tree(const std::string& dir);
 // Names of the subdirectories of `dir`, sorted; a missing `dir` gives none.
 Result<std::vector<std::string>> list_subdirs(const std::string& dir);
 // mkdir; returns whether it was created (false: it already existed).
@@ -89,6 +91,10 @@ Result<bool> make_dir(const std::string& path);
 // Removes a cgroup directory and any child cgroups in it, depth first; retries EBUSY briefly (the kernel may still be
 // releasing exited members). A missing directory is success.
 Result<void> remove_cgroup_dir(const std::string& path);
+// Removes a cgroup directory and its child cgroups if no process is in any of them: true when it is gone (or never
+// was), false when a process is still there. Retries EBUSY briefly while no member is listed (the kernel may still be
+// releasing exited members), then gives up with false.
+Result<bool> remove_cgroup_dir_if_empty(const std::string& path);
 // rmdir of each path in reverse order, ignoring errors: the rollback of a failed create.
 void rollback_dirs(const std::vector<std::string>& created);
 // SIGKILL every pid, ignoring ESRCH.

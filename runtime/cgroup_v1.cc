@@ -1,5 +1,6 @@
 // cgroup v1 back end: one directory per sandbox in each hierarchy sbx uses (memory, cpu, cpuacct, pids, freezer,
 // and blkio when io limits are given). Combined mounts ("cpu,cpuacct") are one hierarchy and get one directory.
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -91,13 +92,20 @@ uint64_t saturating_add(uint64_t a, uint64_t b) {
   return b > std::numeric_limits<uint64_t>::max() - a ? std::numeric_limits<uint64_t>::max() : a + b;
 }
 
+// A sandbox's cgroup: a directory in every hierarchy sbx uses. An exec's child cgroup: a directory in the freezer
+// hierarchy only, with the sandbox's directories of the other hierarchies as `placement` (add_process writes there
+// too, but nothing else touches them).
 class V1Cgroup final : public Cgroup {
  public:
-  V1Cgroup(std::string id, std::vector<V1Dir> dirs) : Cgroup(std::move(id)), dirs_(std::move(dirs)) {}
+  V1Cgroup(std::string id, std::vector<V1Dir> dirs, std::vector<std::string> placement = {})
+      : Cgroup(std::move(id)), dirs_(std::move(dirs)), placement_(std::move(placement)) {}
 
   int clone_into_fd() const override { return -1; }
 
   Result<void> add_process(pid_t pid) override {
+    for (const std::string& dir : placement_) {
+      SBX_TRY(write_file(dir + "/cgroup.procs", std::to_string(pid)));
+    }
     for (const V1Dir& d : dirs_) {
       SBX_TRY(write_file(d.path + "/cgroup.procs", std::to_string(pid)));
     }
@@ -118,10 +126,10 @@ class V1Cgroup final : public Cgroup {
   Result<std::vector<pid_t>> members() const override {
     std::string dir = dir_for("freezer");
     dir = dir.empty() && !dirs_.empty() ? dirs_.front().path : dir;
-    if (dir.empty() || !is_directory(dir)) {
+    if (dir.empty()) {
       return std::vector<pid_t>{};
     }
-    return read_pids(dir + "/cgroup.procs");
+    return pids_in_tree(dir);
   }
 
   Result<void> kill_all() override;
@@ -134,6 +142,21 @@ class V1Cgroup final : public Cgroup {
     }
     return out;
   }
+
+  Result<std::unique_ptr<Cgroup>> create_child(const std::string& name) override;
+
+  Result<Fd> open_entry() const override {
+    if (dirs_.size() != 1) {
+      return Error(fmt::format("cgroup '{}' has a directory in {} hierarchies: a process enters it through add_process",
+                               id(), dirs_.size()),
+                   EINVAL);
+    }
+    return open_at(AT_FDCWD, dirs_.front().path + "/cgroup.procs", O_WRONLY);
+  }
+
+  std::unique_ptr<Cgroup> attach_child(const std::string& name) const override;
+  Result<std::vector<std::string>> children() const override;
+  Result<bool> remove_if_empty() override;
 
  private:
   std::string dir_for(std::string_view controller) const {
@@ -148,6 +171,7 @@ class V1Cgroup final : public Cgroup {
   std::vector<pid_t> all_members() const;
 
   std::vector<V1Dir> dirs_;
+  std::vector<std::string> placement_;
 };
 
 Result<CgroupStats> V1Cgroup::stats() const {
@@ -192,7 +216,7 @@ Result<CgroupStats> V1Cgroup::stats() const {
 std::vector<pid_t> V1Cgroup::all_members() const {
   std::vector<pid_t> out;
   for (const V1Dir& d : dirs_) {
-    auto pids = read_pids(d.path + "/cgroup.procs");
+    auto pids = pids_in_tree(d.path);
     if (pids.ok()) {
       out.insert(out.end(), pids->begin(), pids->end());
     }
@@ -239,6 +263,63 @@ Result<void> V1Cgroup::remove() {
     }
   }
   return result;
+}
+
+Result<std::unique_ptr<Cgroup>> V1Cgroup::create_child(const std::string& name) {
+  SBX_TRY_CTX(check_id(name), "create a child of cgroup '{}'", id());
+  const std::string freezer = dir_for("freezer");
+  if (freezer.empty()) {
+    return make_error("create a child of cgroup '{}': no freezer hierarchy", id());
+  }
+  const std::string path = freezer + "/" + name;
+  if (::mkdir(path.c_str(), 0755) < 0) {
+    return sys_error("create child cgroup: mkdir '{}'", path);
+  }
+  return attach_child(name);
+}
+
+std::unique_ptr<Cgroup> V1Cgroup::attach_child(const std::string& name) const {
+  const std::string freezer = dir_for("freezer");
+  if (!check_id(name).ok() || freezer.empty()) {
+    return invalid_cgroup(id() + "/" + name);
+  }
+  std::vector<V1Dir> dirs;
+  std::vector<std::string> placement = placement_;
+  for (const V1Dir& d : dirs_) {
+    if (d.path == freezer) {
+      dirs.push_back({d.path + "/" + name, d.controllers});
+    } else {
+      placement.push_back(d.path);
+    }
+  }
+  return std::make_unique<V1Cgroup>(id() + "/" + name, std::move(dirs), std::move(placement));
+}
+
+Result<std::vector<std::string>> V1Cgroup::children() const {
+  std::vector<std::string> out;
+  for (const V1Dir& d : dirs_) {
+    SBX_ASSIGN(std::vector<std::string> names, list_subdirs(d.path));
+    out.insert(out.end(), names.begin(), names.end());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Result<bool> V1Cgroup::remove_if_empty() {
+  if (!all_members().empty()) {
+    return false;
+  }
+  for (const V1Dir& d : dirs_) {
+    auto gone = remove_cgroup_dir_if_empty(d.path);
+    if (!gone.ok()) {
+      return std::move(gone).error().context(fmt::format("remove cgroup '{}'", id()));
+    }
+    if (!*gone) {
+      return false;
+    }
+  }
+  return true;
 }
 
 class V1Manager final : public CgroupManager {

@@ -95,17 +95,6 @@ Result<void> enable_controllers(const std::string& dir, const std::vector<std::s
   return write_file(dir + "/cgroup.subtree_control", request);
 }
 
-// Pids in the cgroup at `dir` and every cgroup below it.
-Result<std::vector<pid_t>> pids_in_tree(const std::string& dir) {
-  SBX_ASSIGN(std::vector<pid_t> pids, read_pids(dir + "/cgroup.procs"));
-  SBX_ASSIGN(std::vector<std::string> children, list_subdirs(dir));
-  for (const std::string& child : children) {
-    SBX_ASSIGN(std::vector<pid_t> more, pids_in_tree(dir + "/" + child));
-    pids.insert(pids.end(), more.begin(), more.end());
-  }
-  return pids;
-}
-
 class V2Cgroup final : public Cgroup {
  public:
   V2Cgroup(std::string id, std::string path, Fd dir)
@@ -118,12 +107,7 @@ class V2Cgroup final : public Cgroup {
   Result<CgroupStats> stats() const override;
   Result<void> freeze(bool frozen) override;
 
-  Result<std::vector<pid_t>> members() const override {
-    if (!is_directory(path_)) {
-      return std::vector<pid_t>{};
-    }
-    return read_pids(path_ + "/cgroup.procs");
-  }
+  Result<std::vector<pid_t>> members() const override { return pids_in_tree(path_); }
 
   Result<void> kill_all() override;
 
@@ -135,6 +119,40 @@ class V2Cgroup final : public Cgroup {
   }
 
   std::vector<std::string> paths() const override { return {path_}; }
+
+  Result<std::unique_ptr<Cgroup>> create_child(const std::string& name) override;
+
+  Result<Fd> open_entry() const override { return open_at(AT_FDCWD, path_ + "/cgroup.procs", O_WRONLY); }
+
+  std::unique_ptr<Cgroup> attach_child(const std::string& name) const override {
+    if (!check_id(name).ok()) {
+      return invalid_cgroup(id() + "/" + name);
+    }
+    return attach_v2(id() + "/" + name, path_ + "/" + name);
+  }
+
+  Result<std::vector<std::string>> children() const override { return list_subdirs(path_); }
+
+  Result<bool> remove_if_empty() override {
+    auto gone = remove_cgroup_dir_if_empty(path_);
+    if (!gone.ok()) {
+      return std::move(gone).error().context(fmt::format("remove cgroup '{}'", path_));
+    }
+    if (*gone) {
+      dir_.reset();
+    }
+    return gone;
+  }
+
+  // A handle on the cgroup at `path`, with its directory fd when it exists.
+  static std::unique_ptr<Cgroup> attach_v2(std::string id, std::string path) {
+    Fd dir;
+    auto opened = open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
+    if (opened.ok()) {
+      dir = std::move(*opened);
+    }
+    return std::make_unique<V2Cgroup>(std::move(id), std::move(path), std::move(dir));
+  }
 
  private:
   // Without cgroup.kill (before Linux 5.14): freeze, SIGKILL every member, thaw.
@@ -175,6 +193,20 @@ Result<CgroupStats> V2Cgroup::stats() const {
     *f.out = value->value_or(0);
   }
   return s;
+}
+
+Result<std::unique_ptr<Cgroup>> V2Cgroup::create_child(const std::string& name) {
+  SBX_TRY_CTX(check_id(name), "create a child of cgroup '{}'", path_);
+  const std::string path = path_ + "/" + name;
+  if (::mkdir(path.c_str(), 0755) < 0) {
+    return sys_error("create child cgroup: mkdir '{}'", path);
+  }
+  auto dir = open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
+  if (!dir.ok()) {
+    ::rmdir(path.c_str());
+    return std::move(dir).error().context("create child cgroup");
+  }
+  return std::unique_ptr<Cgroup>(std::make_unique<V2Cgroup>(id() + "/" + name, path, std::move(*dir)));
 }
 
 Result<void> V2Cgroup::freeze(bool frozen) {
@@ -236,13 +268,7 @@ class V2Manager final : public CgroupManager {
     if (!check_id(id).ok()) {
       return invalid_cgroup(id);
     }
-    std::string path = parent_dir() + "/" + id;
-    Fd dir;
-    auto opened = open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
-    if (opened.ok()) {
-      dir = std::move(*opened);
-    }
-    return std::make_unique<V2Cgroup>(id, std::move(path), std::move(dir));
+    return V2Cgroup::attach_v2(id, parent_dir() + "/" + id);
   }
 
   Result<std::vector<std::string>> list() const override { return list_subdirs(parent_dir()); }

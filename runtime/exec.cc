@@ -4,9 +4,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include "runtime/namespaces.h"
 #include "runtime/spawn.h"
@@ -16,6 +19,11 @@ namespace sbx::rt {
 namespace {
 
 [[noreturn]] void run_process(int sync_fd, const ExecContext& ctx, const ProcessSpec& proc) {
+  // v1: before anything else, while it is the only process of the exec, into the exec's cgroup, where every
+  // descendant will be born. (finish_child closes the fd.)
+  if (ctx.exec_cgroup_entry >= 0 && ::write(ctx.exec_cgroup_entry, "0", 1) != 1) {
+    fail_child_errno(sync_fd, errno, "enter the exec's cgroup");
+  }
   FinalExec fx;
   fx.proc = &proc;
   fx.argv = {"sbx-init", "--exec", "--"};
@@ -29,17 +37,25 @@ namespace {
   finish_child(sync_fd, fx);
 }
 
-// Waits for the exec'd process and writes how it ended on the status pipe.
+unsigned long long micros(const struct timeval& tv) {
+  return static_cast<unsigned long long>(tv.tv_sec) * 1000000ull + static_cast<unsigned long long>(tv.tv_usec);
+}
+
+// Waits for the exec'd process and writes how it ended, and what it used, on the status pipe:
+// "exited N USER_US SYSTEM_US MAXRSS_KIB" or "signaled N ...".
 [[noreturn]] void supervise(pid_t pid, int status_fd) {
   int st = 0;
-  while (::waitpid(pid, &st, 0) < 0) {
+  struct rusage ru {};
+  while (::wait4(pid, &st, 0, &ru) < 0) {
     if (errno != EINTR) {
       ::_exit(1);
     }
   }
-  char line[32];
-  int n = WIFSIGNALED(st) ? std::snprintf(line, sizeof line, "signaled %d\n", WTERMSIG(st))
-                          : std::snprintf(line, sizeof line, "exited %d\n", WEXITSTATUS(st));
+  char line[128];
+  bool signaled = WIFSIGNALED(st);
+  int n = std::snprintf(line, sizeof line, "%s %d %llu %llu %llu\n", signaled ? "signaled" : "exited",
+                        signaled ? WTERMSIG(st) : WEXITSTATUS(st), micros(ru.ru_utime), micros(ru.ru_stime),
+                        static_cast<unsigned long long>(ru.ru_maxrss));
   ssize_t ignored = ::write(status_fd, line, static_cast<size_t>(n));
   (void)ignored;
   ::_exit(0);
@@ -55,15 +71,16 @@ namespace {
     fail_child_errno(sync_fd, err, "reset signals");
   }
   // Only what the exec needs may enter the sandbox's namespaces.
-  if (int err = close_fds_except({sync_fd, status_fd, ctx.init_pidfd, ctx.null_fd, ctx.init_memfd, proc.stdin_fd,
-                                  proc.stdout_fd, proc.stderr_fd})) {
+  if (int err = close_fds_except({sync_fd, status_fd, ctx.init_pidfd, ctx.null_fd, ctx.init_memfd,
+                                  ctx.exec_cgroup_dir, ctx.exec_cgroup_entry, proc.stdin_fd, proc.stdout_fd,
+                                  proc.stderr_fd})) {
     fail_child_errno(sync_fd, err, "close the runtime's fds");
   }
   if (int err = join_namespaces(ctx.init_pidfd)) {
     fail_child_errno(sync_fd, err, "join the sandbox's namespaces");
   }
   int pidfd = -1;
-  pid_t pid = clone3_process(CLONE_PIDFD, &pidfd, -1);
+  pid_t pid = clone3_process(CLONE_PIDFD, &pidfd, ctx.exec_cgroup_dir);
   if (pid < 0) {
     fail_child_errno(sync_fd, errno, "start the process in the sandbox's pid namespace");
   }
@@ -122,7 +139,7 @@ Result<Process> exec_process(const ExecContext& ctx, const ProcessSpec& proc) {
   if (!reports.pidfd.valid()) {
     return make_error("the exec's supervisor exited without starting the process");
   }
-  supervisor.set_channels(std::move(status_read), std::move(reports.pidfd));
+  supervisor.set_channels(std::move(status_read), std::move(reports.pidfd), reports.pid);
   return supervisor;
 }
 

@@ -22,8 +22,13 @@ struct SandboxPaths {
   std::string rootfs;  // <dir>/rootfs: the overlay is mounted here, then pivoted into
   std::string rw;      // <dir>/rw: holds upper/ and work/ (a tmpfs inside the sandbox's namespace when size-capped)
   std::string state;   // <dir>/state.json
+  std::string seccomp;  // <dir>/seccomp.bpf: the compiled seccomp filter every exec installs
   explicit SandboxPaths(const std::string& sandbox_dir)
-      : dir(sandbox_dir), rootfs(dir + "/rootfs"), rw(dir + "/rw"), state(dir + "/state.json") {}
+      : dir(sandbox_dir),
+        rootfs(dir + "/rootfs"),
+        rw(dir + "/rw"),
+        state(dir + "/state.json"),
+        seccomp(dir + "/seccomp.bpf") {}
 };
 
 // The overlay's mount options for the plan (pure; exposed for tests).

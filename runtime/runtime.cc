@@ -2,15 +2,18 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <string_view>
 
 #include "base/file.h"
 #include "base/scope.h"
@@ -127,15 +130,55 @@ Result<std::shared_ptr<const SeccompFilter>> load_filter(SeccompCache& cache, co
   return cache.load(sec.seccomp_profile, sec.keep_caps);
 }
 
-// Kills the sandbox's init (verified by start time, so a recycled pid is never hit) when the state file says where.
+// An exec's filter: the one compiled at create and stored in the run dir. A run dir without one (made by an older
+// runtime) falls back to compiling the profile.
+Result<std::shared_ptr<const SeccompFilter>> load_exec_filter(SeccompCache& cache, const SecurityPlan& sec,
+                                                              const SandboxPaths& paths) {
+  if (sec.seccomp_profile.empty()) {
+    return std::shared_ptr<const SeccompFilter>();
+  }
+  auto stored = read_seccomp_filter(paths.seccomp);
+  if (stored.ok() || stored.error().sys_errno() != ENOENT) {
+    return stored;
+  }
+  return cache.load(sec.seccomp_profile, sec.keep_caps);
+}
+
+constexpr std::string_view kExecCgroupPrefix = "exec-";
+constexpr int kInitExitTimeoutMs = 5000;
+
+std::string new_exec_cgroup_name() {
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof r)) {
+    r = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+        (static_cast<uint64_t>(::getpid()) << 40);
+  }
+  return fmt::format("{}{:016x}", kExecCgroupPrefix, r);
+}
+
+// A new child cgroup of the sandbox's for one exec (a fresh name again in the unlikely case of a clash).
+Result<std::unique_ptr<Cgroup>> make_exec_cgroup(Cgroup& sandbox) {
+  for (int attempt = 0;; ++attempt) {
+    auto child = sandbox.create_child(new_exec_cgroup_name());
+    if (child.ok() || child.error().sys_errno() != EEXIST || attempt == 2) {
+      return child;
+    }
+  }
+}
+
+// Kills the sandbox's init (verified by start time, so a recycled pid is never hit) when the state file says where,
+// and waits (bounded) until it is gone: the kernel kills the rest of its pid namespace first, and the execs'
+// supervisors, still alive outside it, reap their processes. (Killing them all at once through the cgroup could leave
+// an exec'd process a zombie whose parent is outside the sandbox, which only the host's init would reap.)
 void kill_init(const std::string& state_path) {
   auto state = read_state(state_path);
   if (!state.ok()) {
     return;
   }
   auto pidfd = open_init_pidfd(*state);
-  if (pidfd.ok()) {
-    ::syscall(SYS_pidfd_send_signal, pidfd->get(), SIGKILL, nullptr, 0);
+  if (pidfd.ok() && ::syscall(SYS_pidfd_send_signal, pidfd->get(), SIGKILL, nullptr, 0) == 0) {
+    struct pollfd gone = {pidfd->get(), POLLIN, 0};
+    ::poll(&gone, 1, kInitExitTimeoutMs);
   }
 }
 
@@ -181,6 +224,9 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   SBX_TRY_CTX(make_run_dir(paths, plan.id), "{}", ctx());
   ScopeGuard rollback([&] { (void)destroy(plan.id); });
   SBX_TRY_CTX(make_run_subdirs(paths), "{}", ctx());
+  if (filter) {
+    SBX_TRY_CTX(write_seccomp_filter(paths.seccomp, *filter), "{}", ctx());
+  }
 
   SBX_ASSIGN(auto cgroup, cgroups_->create(plan.id, plan.limits));
   int status_pipe[2];
@@ -222,25 +268,59 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
 }
 
 Result<Process> Runtime::exec(const std::string& id, const ProcessSpec& proc) {
-  auto ctx = [&id] { return fmt::format("exec in sandbox '{}'", id); };
-  SBX_TRY_CTX(validate_id(id), "{}", ctx());
-  SBX_TRY_CTX(validate_process(proc, "process"), "{}", ctx());
-  SBX_TRY_CTX(check_single_threaded(), "{}", ctx());
-  SBX_ASSIGN(SandboxState state, read_state(SandboxPaths(sandbox_dir(id)).state));
-  SBX_ASSIGN(auto filter, load_filter(seccomp_, state.security));
-  SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(state.security.keep_caps, "keep_caps"));
-  auto pidfd = open_init_pidfd(state);
-  if (!pidfd.ok()) {
-    return std::move(pidfd).error().context(ctx());
-  }
-  std::unique_ptr<Cgroup> cgroup = cgroups_->attach(id);
-  ExecContext ec{pidfd->get(),     cgroup.get(),        filter.get(),           &keep_caps,
-                 &state.security.rlimits, dev_null_.get(), init_memfd_.get(), config_.setup_timeout_ms};
-  auto process = exec_process(ec, proc);
+  auto process = exec_impl(id, proc);
   if (!process.ok()) {
-    return std::move(process).error().context(ctx());
+    return std::move(process).error().context(fmt::format("exec in sandbox '{}'", id));
   }
   return process;
+}
+
+Result<Process> Runtime::exec_impl(const std::string& id, const ProcessSpec& proc) {
+  SBX_TRY(validate_id(id));
+  SBX_TRY(validate_process(proc, "process"));
+  SBX_TRY(check_single_threaded());
+  SandboxPaths paths(sandbox_dir(id));
+  SBX_ASSIGN(SandboxState state, read_state(paths.state));
+  SBX_ASSIGN(auto filter, load_exec_filter(seccomp_, state.security, paths));
+  SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(state.security.keep_caps, "keep_caps"));
+  SBX_ASSIGN(Fd init_pidfd, open_init_pidfd(state));
+  std::unique_ptr<Cgroup> sandbox_cgroup = cgroups_->attach(id);
+  SBX_ASSIGN(std::unique_ptr<Cgroup> cgroup, make_exec_cgroup(*sandbox_cgroup));
+  ScopeGuard remove_cgroup([&cgroup] { (void)cgroup->remove(); });
+  ExecContext ec;
+  ec.exec_cgroup_dir = cgroup->clone_into_fd();
+  Fd entry;  // v1: no clone into a cgroup
+  if (ec.exec_cgroup_dir < 0) {
+    SBX_ASSIGN(entry, cgroup->open_entry());
+    ec.exec_cgroup_entry = entry.get();
+  }
+  ec.init_pidfd = init_pidfd.get();
+  ec.cgroup = sandbox_cgroup.get();
+  ec.seccomp = filter.get();
+  ec.keep_caps = &keep_caps;
+  ec.rlimits = &state.security.rlimits;
+  ec.null_fd = dev_null_.get();
+  ec.init_memfd = init_memfd_.get();
+  ec.timeout_ms = config_.setup_timeout_ms;
+  SBX_ASSIGN(Process process, exec_process(ec, proc));
+  remove_cgroup.dismiss();
+  process.set_cgroup(std::move(cgroup));
+  return process;
+}
+
+Result<void> Runtime::kill_exec_tree(const std::string& id, const std::string& exec_cgroup) {
+  auto ctx = [&] { return fmt::format("kill exec '{}' of sandbox '{}'", exec_cgroup, id); };
+  SBX_TRY_CTX(validate_id(id), "{}", ctx());
+  if (!exec_cgroup.starts_with(kExecCgroupPrefix) || exec_cgroup.find('/') != std::string::npos) {
+    return Error(fmt::format("{}: not the name of an exec's cgroup", ctx()), EINVAL);
+  }
+  SBX_TRY_CTX(cgroups_->attach(id)->attach_child(exec_cgroup)->remove(), "{}", ctx());
+  return ok();
+}
+
+Result<size_t> Runtime::sweep_exec_cgroups(const std::string& id, std::chrono::milliseconds min_age) {
+  SBX_TRY_CTX(validate_id(id), "sweep the exec cgroups of sandbox '{}'", id);
+  return cgroups_->attach(id)->remove_empty_children(kExecCgroupPrefix, min_age);
 }
 
 Result<void> Runtime::destroy(const std::string& id) {

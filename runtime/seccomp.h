@@ -5,6 +5,8 @@
 // Parent side: SeccompCache::load(path) parses, validates and compiles a profile, keyed by the file's identity
 // (device, inode, size, mtime) so that a changed file is compiled again and an unchanged one never is.
 // Child side: apply_seccomp_filter() is a single syscall on a program built earlier; it allocates nothing.
+// The runtime stores each sandbox's compiled filter in its run dir (write/read_seccomp_filter): an exec loads it
+// instead of compiling the profile again.
 #include <linux/filter.h>
 
 #include <cstdint>
@@ -76,6 +78,14 @@ class SeccompCache {
   std::map<std::string, Entry> entries_;  // key: path + '\0' + sorted kept caps
   size_t compiles_ = 0;
 };
+
+// The compiled filter as a file, so that a later process entering the sandbox does not compile its profile again:
+// the magic "SBXBPF1\n", then the instructions (struct sock_filter, native byte order). Written with mode 0600 through
+// a temp file and rename, so a reader sees the whole filter or none.
+Result<void> write_seccomp_filter(const std::string& path, const SeccompFilter& filter);
+// Reads a filter written by write_seccomp_filter; fails with ENOENT when there is none, and refuses a file that is not
+// a whole, non-empty program.
+Result<std::shared_ptr<const SeccompFilter>> read_seccomp_filter(const std::string& path);
 
 // Child side: installs the filter on the calling thread. no_new_privs must already be set.
 // Returns 0 or an errno value; async-signal-safe.

@@ -9,8 +9,9 @@
 //                            (CVE-2019-5736). On failure it reports on fd 3, the runtime's sync channel.
 //
 // As init it inherits fd 3 as the status channel to the runtime and writes one line there before it exits:
-// "exited N" or "signaled N". The runtime execs this binary from a sealed memfd, so /proc/1/exe inside the sandbox
-// never points at a host file. Statically linked; uses only libc.
+// "exited N" or "signaled N", followed for the main command by what it used: "USER_US SYSTEM_US MAXRSS_KIB". The
+// runtime execs this binary from a sealed memfd, so /proc/1/exe inside the sandbox never points at a host file.
+// Statically linked; uses only libc.
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,24 +31,35 @@ struct MainState {
   pid_t pid = -1;
   bool done = false;
   int status = 0;
+  struct rusage usage {};
 };
 
-void report(const char* kind, int value) {
-  char line[64];
-  int n = snprintf(line, sizeof line, "%s %d\n", kind, value);
+void report(const char* kind, int value, const struct rusage* ru = nullptr) {
+  char line[128];
+  int n = 0;
+  if (ru != nullptr) {
+    auto micros = [](const struct timeval& tv) {
+      return static_cast<unsigned long long>(tv.tv_sec) * 1000000ull + static_cast<unsigned long long>(tv.tv_usec);
+    };
+    n = snprintf(line, sizeof line, "%s %d %llu %llu %llu\n", kind, value, micros(ru->ru_utime),
+                 micros(ru->ru_stime), static_cast<unsigned long long>(ru->ru_maxrss));
+  } else {
+    n = snprintf(line, sizeof line, "%s %d\n", kind, value);
+  }
   if (n > 0) {
     ssize_t ignored = write(kStatusFd, line, static_cast<size_t>(n));
     (void)ignored;
   }
 }
 
-[[noreturn]] void finish(int wait_status) {
+[[noreturn]] void finish(const MainState& main) {
+  int wait_status = main.status;
   if (WIFSIGNALED(wait_status)) {
-    report("signaled", WTERMSIG(wait_status));
+    report("signaled", WTERMSIG(wait_status), &main.usage);
     _exit(128 + WTERMSIG(wait_status));
   }
   int code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 1;
-  report("exited", code);
+  report("exited", code, &main.usage);
   _exit(code);
 }
 
@@ -66,13 +79,15 @@ void report(const char* kind, int value) {
 void reap(MainState* main) {
   for (;;) {
     int status = 0;
-    pid_t pid = waitpid(-1, &status, WNOHANG);
+    struct rusage usage {};
+    pid_t pid = wait4(-1, &status, WNOHANG, &usage);
     if (pid <= 0) {
       return;
     }
     if (pid == main->pid) {
       main->done = true;
       main->status = status;
+      main->usage = usage;
     }
   }
 }
@@ -82,7 +97,7 @@ void reap(MainState* main) {
   kill(-1, SIGKILL);
   while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
   }
-  finish(main.status);
+  finish(main);
 }
 
 bool is_stop_signal(int sig) { return sig == SIGTERM || sig == SIGINT || sig == SIGHUP; }
@@ -114,7 +129,8 @@ int exec_mode(char** cmd) {
   int n = snprintf(msg, sizeof msg, "E%d exec '%.256s' in the sandbox: %s (%s)", err, cmd[0], strerror(err),
                    errno_name(err));
   if (n > 0) {
-    ssize_t ignored = write(kStatusFd, msg, static_cast<size_t>(n) < sizeof msg ? static_cast<size_t>(n) : sizeof msg - 1);
+    size_t len = static_cast<size_t>(n) < sizeof msg ? static_cast<size_t>(n) : sizeof msg - 1;
+    ssize_t ignored = write(kStatusFd, msg, len);
     (void)ignored;
   }
   return err == ENOENT ? 127 : 126;

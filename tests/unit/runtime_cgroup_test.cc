@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -492,6 +494,122 @@ TEST_SUITE("rt.cgroup") {
     CHECK(s.memory_peak == 131072);
     CHECK(s.oom_kills == 3);
     CHECK(s.pids_current == 4);
+  }
+
+  TEST_CASE("a v2 exec child is one directory below the sandbox's, entered through its cgroup.procs") {
+    TempDir dir;
+    auto config = fake_config(dir, CgroupMode::kV2, "0::/\n");
+    auto manager = must(CgroupManager::open(config));
+    auto sandbox = must(manager->create("box", {}));
+    auto child = must(sandbox->create_child("exec-1"));
+    CHECK(child->id() == "box/exec-1");
+    CHECK(child->paths() == std::vector<std::string>{dir / "fs/sbx/box/exec-1"});
+    CHECK(child->clone_into_fd() >= 0);
+    CHECK_FALSE(exists(dir / "fs/sbx/box/cgroup.subtree_control"));  // nothing enabled for the child
+    CHECK_FALSE(sandbox->create_child("exec-1").ok());
+    CHECK_FALSE(sandbox->create_child("../x").ok());
+    CHECK(must(sandbox->children()) == std::vector<std::string>{"exec-1"});
+    put(dir / "fs/sbx/box/exec-1/cgroup.procs", "");
+    Fd entry = must(child->open_entry());
+    CHECK(::write(entry.get(), "0", 1) == 1);
+    CHECK(get(dir / "fs/sbx/box/exec-1/cgroup.procs") == "0");
+    CHECK(manager->attach("box")->attach_child("exec-1")->paths() == child->paths());
+    CHECK(sandbox->attach_child("a/b")->paths().empty());
+    // The manager lists sandboxes, never their children.
+    CHECK(must(manager->list()) == std::vector<std::string>{"box"});
+  }
+
+  TEST_CASE("members of a sandbox include those of its child cgroups") {
+    TempDir dir;
+    for (CgroupMode mode : {CgroupMode::kV2, CgroupMode::kV1}) {
+      auto config = fake_config(dir, mode, "1:memory:/\n2:cpu:/\n3:cpuacct:/\n4:pids:/\n5:freezer:/\n0::/\n");
+      make_v1_mounts(dir, {"memory", "cpu", "cpuacct", "pids", "freezer"});
+      auto manager = must(CgroupManager::open(config));
+      std::string base = mode == CgroupMode::kV2 ? dir / "fs/sbx/m1" : dir / "fs/freezer/sbx/m1";
+      put(base + "/cgroup.procs", "10\n");
+      put(base + "/exec-a/cgroup.procs", "11\n12\n");
+      put(base + "/exec-b/cgroup.procs", "");
+      auto members = must(manager->attach("m1")->members());
+      std::sort(members.begin(), members.end());
+      CHECK(members == std::vector<pid_t>{10, 11, 12});
+      CHECK(must(manager->attach("m1")->attach_child("exec-a")->members()) == std::vector<pid_t>{11, 12});
+      CHECK(must(manager->attach("m1")->children()) == std::vector<std::string>{"exec-a", "exec-b"});
+      REQUIRE(remove_tree(dir / "fs").ok());
+    }
+  }
+
+  TEST_CASE("a v1 exec child exists in the freezer hierarchy only and is entered there and in the sandbox's others") {
+    TempDir dir;
+    auto config = fake_config(dir, CgroupMode::kV1, "1:memory:/\n2:cpu,cpuacct:/\n4:pids:/\n5:freezer:/\n");
+    make_v1_mounts(dir, {"memory", "cpu,cpuacct", "pids", "freezer"});
+    auto manager = must(CgroupManager::open(config));
+    auto sandbox = must(manager->create("v1box", {}));
+    auto child = must(sandbox->create_child("exec-1"));
+    CHECK(child->paths() == std::vector<std::string>{dir / "fs/freezer/sbx/v1box/exec-1"});
+    CHECK_FALSE(exists(dir / "fs/memory/sbx/v1box/exec-1"));
+    CHECK_FALSE(exists(dir / "fs/pids/sbx/v1box/exec-1"));
+    CHECK(child->clone_into_fd() == -1);
+    for (const char* h : {"memory", "cpu,cpuacct", "pids", "freezer"}) {
+      put(dir / (std::string("fs/") + h + "/sbx/v1box/cgroup.procs"), "");
+    }
+    put(dir / "fs/freezer/sbx/v1box/exec-1/cgroup.procs", "");
+    must_ok(child->add_process(42));
+    for (const char* h : {"memory", "cpu,cpuacct", "pids"}) {
+      CHECK(get(dir / (std::string("fs/") + h + "/sbx/v1box/cgroup.procs")) == "42");
+    }
+    CHECK(get(dir / "fs/freezer/sbx/v1box/cgroup.procs").empty());
+    CHECK(get(dir / "fs/freezer/sbx/v1box/exec-1/cgroup.procs") == "42");
+    Fd entry = must(child->open_entry());
+    CHECK(entry.valid());
+    CHECK_FALSE(sandbox->open_entry().ok());  // several hierarchies: only add_process places a process
+    CHECK(must(sandbox->children()) == std::vector<std::string>{"exec-1"});
+  }
+
+  TEST_CASE("remove_if_empty keeps a child cgroup with members and removes an empty one") {
+    TempDir dir;
+    for (CgroupMode mode : {CgroupMode::kV2, CgroupMode::kV1}) {
+      auto config = fake_config(dir, mode, "1:memory:/\n2:cpu:/\n3:cpuacct:/\n4:pids:/\n5:freezer:/\n0::/\n");
+      make_v1_mounts(dir, {"memory", "cpu", "cpuacct", "pids", "freezer"});
+      auto manager = must(CgroupManager::open(config));
+      auto sandbox = must(manager->create("r1", {}));
+      auto busy = must(sandbox->create_child("exec-busy"));
+      auto idle = must(sandbox->create_child("exec-idle"));
+      const std::string busy_dir = busy->paths().front();
+      put(busy_dir + "/cgroup.procs", "77\n");
+      CHECK_FALSE(must(busy->remove_if_empty()));
+      CHECK(exists(busy_dir));
+      CHECK(must(idle->remove_if_empty()));
+      CHECK_FALSE(exists(idle->paths().front()));
+      CHECK(must(idle->remove_if_empty()));  // gone already
+      CHECK(must(sandbox->children()) == std::vector<std::string>{"exec-busy"});
+      REQUIRE(remove_tree(dir / "fs").ok());
+    }
+  }
+
+  TEST_CASE("the sweep removes empty children with the prefix and leaves busy, young and other ones") {
+    TempDir dir;
+    auto config = fake_config(dir, CgroupMode::kV2, "0::/\n");
+    auto manager = must(CgroupManager::open(config));
+    auto sandbox = must(manager->create("s1", {}));
+    for (const char* name : {"exec-a", "exec-b", "exec-c", "other"}) {
+      must(sandbox->create_child(name));
+    }
+    put(dir / "fs/sbx/s1/exec-b/cgroup.procs", "5\n");
+    // Everything was just made: too young for a sweep that wants a minute of age.
+    CHECK(must(sandbox->remove_empty_children("exec-", std::chrono::minutes(1))) == 0);
+    CHECK(must(sandbox->remove_empty_children("exec-", std::chrono::milliseconds(0))) == 2);
+    CHECK(must(sandbox->children()) == std::vector<std::string>{"exec-b", "other"});
+  }
+
+  TEST_CASE("an invalid sandbox id gives children that touch nothing") {
+    TempDir dir;
+    auto config = fake_config(dir, CgroupMode::kV2, "0::/\n");
+    auto manager = must(CgroupManager::open(config));
+    auto bad = manager->attach("../etc");
+    CHECK_FALSE(bad->create_child("exec-1").ok());
+    CHECK(must(bad->children()).empty());
+    CHECK(must(bad->attach_child("exec-1")->remove_if_empty()));
+    CHECK(must(bad->remove_empty_children("exec-", std::chrono::milliseconds(0))) == 0);
   }
 
   TEST_CASE("auto mode picks v1 when the root is not a cgroup2 mount") {
