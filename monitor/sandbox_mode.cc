@@ -1,0 +1,188 @@
+// sbx-monitor sandbox: creates one sandbox and stays with it until its init ends.
+//
+//   1. setsid (it outlives sbxd); SIGINT, SIGHUP, SIGPIPE ignored; SIGTERM is forwarded to init.
+//   2. Reads the spec, opens the log, creates the sandbox with the main command's stdout and stderr on one pipe.
+//   3. Reports {"ok":true,"init_pid","init_start_time","monitor_pid"} (or {"ok":false,"error"} and exits 1) and
+//      closes fd 3: from here on sbxd watches the monitor's pid.
+//   4. Copies the pipe to the log until init ends; reads the sandbox's OOM kills; destroy(id); writes the exit file
+//      (tmp + rename) and exits 0.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "base/file.h"
+#include "monitor/monitor.h"
+#include "runtime/state.h"
+
+namespace sbx::monitor {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr auto kSpecTimeout = std::chrono::seconds(30);
+constexpr size_t kChunk = 64 << 10;
+
+// The main command's output: a pipe whose read end the monitor copies into the log.
+struct OutputPipe {
+  Fd read;
+  Fd write;
+};
+
+Result<OutputPipe> make_output_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) {
+    return sys_error("create the output pipe");
+  }
+  OutputPipe p{Fd(fds[0]), Fd(fds[1])};
+  if (::fcntl(p.read.get(), F_SETFL, O_NONBLOCK) < 0) {
+    return sys_error("make the output pipe non-blocking");
+  }
+  return p;
+}
+
+// Diagnostics after fd 3 is closed go to the monitor's stderr, which sbxd points at its own log.
+void warn(const std::string& id, const Error& error) {
+  std::fprintf(stderr, "sbx-monitor: sandbox=%s: %s\n", id.c_str(), error.message().c_str());
+}
+
+// Copies what the pipe holds into the log. Returns false at EOF (every writer closed it).
+bool drain_output(int fd, std::optional<LogFile>& log, const std::string& id) {
+  char buf[kChunk];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return errno == EAGAIN;
+    }
+    if (n == 0) {
+      return false;
+    }
+    if (log) {
+      auto written = log->append(std::string_view(buf, static_cast<size_t>(n)));
+      if (!written.ok()) {
+        warn(id, written.error());
+        log.reset();  // keep reading (a full pipe would stop the main command), but stop writing
+      }
+    }
+  }
+}
+
+// Relays output and SIGTERM until init exits.
+void supervise(rt::Sandbox& sandbox, Fd output, std::optional<LogFile>& log, int signal_fd) {
+  for (;;) {
+    struct pollfd fds[3] = {{sandbox.init().pidfd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {output.get(), POLLIN, 0}};
+    int n = ::poll(fds, output.valid() ? 3 : 2, -1);
+    if (n < 0) {
+      continue;  // EINTR
+    }
+    if (fds[2].revents != 0 && !drain_output(output.get(), log, sandbox.id())) {
+      output.reset();
+    }
+    if (fds[1].revents != 0 && read_signal(signal_fd) == SIGTERM) {
+      (void)sandbox.init().signal(SIGTERM);
+    }
+    if (fds[0].revents != 0) {
+      break;
+    }
+  }
+  if (output.valid()) {
+    // Init is gone and its pid namespace with it: whatever the writers left in the pipe is all there is.
+    drain_output(output.get(), log, sandbox.id());
+  }
+}
+
+Result<void> write_exit_file(const std::string& path, const Result<rt::ExitStatus>& status, bool oom_killed) {
+  json exit = {{"exit_code", nullptr}, {"signal", nullptr}, {"oom_killed", oom_killed}, {"finished_at_ms", epoch_ms()}};
+  if (status.ok() && status->signaled) {
+    exit["signal"] = status->signal;
+  } else if (status.ok()) {
+    exit["exit_code"] = status->code;
+  }
+  const std::string tmp = path + ".tmp";
+  SBX_TRY_CTX(create_file(tmp, exit.dump() + "\n", 0644), "write the exit file");
+  if (::rename(tmp.c_str(), path.c_str()) < 0) {
+    return sys_error("write the exit file: rename '{}' to '{}'", tmp, path);
+  }
+  return ok();
+}
+
+// After init ended: the sandbox's OOM kills, destroy, the exit file.
+int finish(rt::Runtime& runtime, rt::Sandbox& sandbox, const std::string& exit_path) {
+  auto status = sandbox.wait();
+  if (!status.ok()) {
+    warn(sandbox.id(), status.error());
+  }
+  auto stats = runtime.stats(sandbox.id());
+  bool oom_killed = stats.ok() && stats->oom_kills > 0;
+  if (auto destroyed = runtime.destroy(sandbox.id()); !destroyed.ok()) {
+    warn(sandbox.id(), destroyed.error());
+  }
+  if (auto written = write_exit_file(exit_path, status, oom_killed); !written.ok()) {
+    warn(sandbox.id(), written.error());
+    return 1;
+  }
+  return 0;
+}
+
+struct Started {
+  std::unique_ptr<rt::Runtime> runtime;
+  rt::Sandbox sandbox;
+  std::optional<LogFile> log;
+  Fd output;     // read end of the main command's output pipe
+  Fd signal_fd;  // SIGTERM
+  std::string exit_path;
+};
+
+Result<Started> start(const json& raw) {
+  SBX_ASSIGN(SandboxSpec spec, parse_sandbox_spec(raw));
+  Started s;
+  s.exit_path = spec.exit_path;
+  // Blocked before the clone: a SIGTERM during the create is forwarded once init runs. The children reset their mask.
+  SBX_ASSIGN(s.signal_fd, block_into_signalfd({SIGTERM}));
+  SBX_ASSIGN(s.runtime, rt::Runtime::open(spec.runtime));
+  std::optional<OutputPipe> pipe;
+  if (spec.plan.main) {
+    SBX_ASSIGN(LogFile log, LogFile::open(spec.log_path, spec.log_max_bytes));
+    s.log = std::move(log);
+    SBX_ASSIGN(pipe, make_output_pipe());
+    spec.plan.main->stdin_fd = -1;
+    spec.plan.main->stdout_fd = pipe->write.get();
+    spec.plan.main->stderr_fd = pipe->write.get();
+  }
+  SBX_ASSIGN(s.sandbox, s.runtime->create(spec.plan));
+  if (pipe) {
+    s.output = std::move(pipe->read);
+  }
+  return s;
+}
+
+}  // namespace
+
+int run_sandbox(Channel& channel) {
+  ignore_signals({SIGINT, SIGHUP, SIGPIPE});
+  (void)::setsid();  // EPERM: already a session leader (uv_spawn's UV_PROCESS_DETACHED did it)
+  auto raw = channel.read_spec(kSpecTimeout);
+  auto started = raw.ok() ? start(*raw) : Result<Started>(std::move(raw).error());
+  if (!started.ok()) {
+    (void)channel.send({{"ok", false}, {"error", error_json(started.error())}});
+    return 1;
+  }
+  rt::Sandbox& sandbox = started->sandbox;
+  auto start_time = rt::process_start_time(sandbox.init_pid());
+  (void)channel.send({{"ok", true},
+                      {"init_pid", sandbox.init_pid()},
+                      {"init_start_time", start_time.ok() ? *start_time : 0},
+                      {"monitor_pid", ::getpid()}});
+  ::close(channel.fd());
+  supervise(sandbox, std::move(started->output), started->log, started->signal_fd.get());
+  return finish(*started->runtime, sandbox, started->exit_path);
+}
+
+}  // namespace sbx::monitor

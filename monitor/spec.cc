@@ -1,0 +1,87 @@
+// The spec lines sbxd sends: what to create or run. The runtime's types come through runtime/plan_json.
+#include <initializer_list>
+
+#include "monitor/monitor.h"
+#include "runtime/plan_json.h"
+
+namespace sbx::monitor {
+
+namespace {
+
+using nlohmann::json;
+
+Result<void> check_fields(const json& spec, std::initializer_list<std::string_view> known) {
+  for (auto it = spec.begin(); it != spec.end(); ++it) {
+    if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
+      return Error(fmt::format("spec: unknown field '{}'", it.key()), EINVAL);
+    }
+  }
+  return ok();
+}
+
+// The member `key`, which must be there.
+Result<const json*> required(const json& spec, const char* key) {
+  auto it = spec.find(key);
+  if (it == spec.end()) {
+    return Error(fmt::format("spec.{}: missing", key), EINVAL);
+  }
+  return &*it;
+}
+
+Result<std::string> required_string(const json& spec, const char* key) {
+  SBX_ASSIGN(const json* j, required(spec, key));
+  if (!j->is_string() || j->get_ref<const std::string&>().empty()) {
+    return Error(fmt::format("spec.{}: expected a non-empty string", key), EINVAL);
+  }
+  return j->get<std::string>();
+}
+
+Result<uint64_t> optional_u64(const json& spec, const char* key, uint64_t fallback) {
+  auto it = spec.find(key);
+  if (it == spec.end() || it->is_null()) {
+    return fallback;
+  }
+  if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+    return Error(fmt::format("spec.{}: expected a non-negative integer, got {}", key, it->dump()), EINVAL);
+  }
+  return it->get<uint64_t>();
+}
+
+Result<rt::RuntimeConfig> runtime_of(const json& spec) {
+  SBX_ASSIGN(const json* j, required(spec, "runtime"));
+  return rt::runtime_config_from_json(*j, "spec.runtime");
+}
+
+}  // namespace
+
+Result<SandboxSpec> parse_sandbox_spec(const json& spec) {
+  SBX_TRY(check_fields(spec, {"runtime", "plan", "log_path", "log_max_bytes", "exit_path"}));
+  SandboxSpec out;
+  SBX_ASSIGN(out.runtime, runtime_of(spec));
+  SBX_ASSIGN(const json* plan, required(spec, "plan"));
+  SBX_ASSIGN(out.plan, rt::plan_from_json(*plan, "spec.plan"));
+  SBX_ASSIGN(out.exit_path, required_string(spec, "exit_path"));
+  if (out.plan.main) {
+    SBX_ASSIGN(out.log_path, required_string(spec, "log_path"));
+  } else if (spec.contains("log_path") && spec["log_path"].is_string()) {
+    out.log_path = spec["log_path"].get<std::string>();
+  }
+  SBX_ASSIGN(out.log_max_bytes, optional_u64(spec, "log_max_bytes", out.log_max_bytes));
+  if (out.log_max_bytes < 2) {
+    return Error(fmt::format("spec.log_max_bytes: {} is below the minimum of 2", out.log_max_bytes), EINVAL);
+  }
+  return out;
+}
+
+Result<ExecSpec> parse_exec_spec(const json& spec) {
+  SBX_TRY(check_fields(spec, {"runtime", "id", "process", "timeout_ms"}));
+  ExecSpec out;
+  SBX_ASSIGN(out.runtime, runtime_of(spec));
+  SBX_ASSIGN(out.id, required_string(spec, "id"));
+  SBX_ASSIGN(const json* process, required(spec, "process"));
+  SBX_ASSIGN(out.process, rt::process_from_json(*process, "spec.process"));
+  SBX_ASSIGN(out.timeout_ms, optional_u64(spec, "timeout_ms", 0));
+  return out;
+}
+
+}  // namespace sbx::monitor
