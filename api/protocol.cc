@@ -1,0 +1,475 @@
+#include "api/protocol.h"
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+namespace sbx::api {
+
+namespace {
+
+using P = ParamType;
+
+constexpr ParamSpec kId{"id", P::kString, true, "the sandbox's id or name"};
+
+std::vector<MethodSpec> build_methods() {
+  return {
+      {"daemon.info", "The daemon's version, cgroup mode, sandbox counts and who the caller is.", {},
+       "{version, api_version, cgroup_mode, sandboxes: {total, created, running, exited}, pid, uptime_s, "
+       "caller: {uid, gid, pid, role}}",
+       ""},
+      {"daemon.health", "Checks the database, the run directory, the cgroup parent and the monitor program.", {},
+       "{status: \"ok\"|\"degraded\", checks: {database, run_dir, cgroups, monitor}}", ""},
+      {"sandbox.create",
+       "Creates a sandbox from a root filesystem or an image and, unless start is false, starts it.",
+       {{"name", P::kString, false, "unique name; [a-z0-9][a-z0-9_.-]{0,63}"},
+        {"rootfs", P::kString, false, "host directory holding the root filesystem (read-only lower layer)"},
+        {"image", P::kString, false, "name of an image in the daemon's image store"},
+        {"labels", P::kObject, false, "string to string map, for filtering"},
+        {"limits", P::kObject, false, "{vcpus: number, memory: size, pids: int, disk: size}"},
+        {"env", P::kStringArray, false, "environment of the main command and default of execs, \"NAME=value\""},
+        {"mounts", P::kArray, false, "host bind mounts [{source, destination, read_only=true}] (root only)"},
+        {"ttl", P::kInt, false, "seconds until the daemon stops and removes the sandbox; 0: none"},
+        {"seccomp", P::kString, false, "seccomp profile name (\"default\", \"unconfined\", or a profile file's "
+                                       "name in the profile directory)"},
+        {"cmd", P::kStringArray, false, "main command; without one the sandbox idles until stopped"},
+        {"cwd", P::kString, false, "working directory of the main command and default of execs"},
+        {"user", P::kIntOrString, false, "\"uid[:gid]\" of the main command and default of execs"},
+        {"hostname", P::kString, false, "the sandbox's hostname; default: the name or the id"},
+        {"start", P::kBool, false, "start now (default true)"},
+        {"tenant", P::kString, false, "tenant the sandbox belongs to (trusted callers only)"}},
+       "the sandbox object", ""},
+      {"sandbox.start", "Starts a created or exited sandbox (a fresh writable layer each time).", {kId},
+       "the sandbox object", ""},
+      {"sandbox.stop", "Sends SIGTERM to the sandbox's init, SIGKILL after the grace period; waits for the end.",
+       {kId, {"timeout", P::kNumber, false, "grace period in seconds (default 10)"}}, "the sandbox object", ""},
+      {"sandbox.restart", "Stops the sandbox (when running) and starts it again.",
+       {kId, {"timeout", P::kNumber, false, "grace period in seconds (default 10)"}}, "the sandbox object", ""},
+      {"sandbox.kill", "Sends a signal to the sandbox's init, which passes it on to the main command; KILL ends "
+                      "the whole sandbox.",
+       {kId, {"signal", P::kIntOrString, false, "signal name (\"TERM\", \"SIGKILL\") or number; default KILL"}},
+       "{}", ""},
+      {"sandbox.remove", "Removes a sandbox that is not running (with force: stops it first).",
+       {kId, {"force", P::kBool, false, "kill a running sandbox first"}}, "{}", ""},
+      {"sandbox.list", "The sandboxes the caller may see.",
+       {{"state", P::kString, false, "created, running or exited"},
+        {"label", P::kStringOrStringArray, false, "\"key=value\" or \"key\", or an array of them: only sandboxes "
+                                                  "with all those labels"},
+        {"owner", P::kInt, false, "only sandboxes created by this uid"},
+        {"tenant", P::kString, false, "only sandboxes of this tenant"}},
+       "{sandboxes: [sandbox object...]}", ""},
+      {"sandbox.inspect", "One sandbox.", {kId}, "the sandbox object", ""},
+      {"sandbox.stats", "Resource use of a running sandbox, from its cgroup.", {kId},
+       "{cpu_usage_usec, cpu_nr_periods, cpu_nr_throttled, cpu_throttled_usec, memory_current, memory_peak, "
+       "oom_kills, pids_current}",
+       ""},
+      {"sandbox.exec", "Runs a process in a running sandbox; its output streams while it runs.",
+       {kId,
+        {"argv", P::kStringArray, true, "the command; argv[0] without a '/' is looked up in PATH"},
+        {"env", P::kStringArray, false, "added to (and overriding) the sandbox's environment"},
+        {"cwd", P::kString, false, "working directory (default: the sandbox's)"},
+        {"user", P::kIntOrString, false, "\"uid[:gid]\" (default: the sandbox's)"},
+        {"stdin_b64", P::kString, false, "bytes for the process's stdin, base64; then EOF"},
+        {"timeout", P::kNumber, false, "seconds; past it the exec's whole process tree is killed"},
+        {"output_limit", P::kSize, false, "bytes of stdout+stderr passed on; the rest is read and dropped"},
+        {"stream", P::kBool, false, "send output as notifications (default true); false: in the result"}},
+       "{exec_id, exit_code, signal, duration_ms, timed_out, oom_killed, cpu_user_us, cpu_system_us, "
+       "peak_rss_bytes, stdout_bytes, stderr_bytes, truncated, stdout_b64 and stderr_b64 when stream is false}",
+       "exec.output {exec_id, request_id, stream: \"stdout\"|\"stderr\", data_b64}"},
+      {"sandbox.logs", "The main command's output (stdout and stderr together), from a size-capped log.",
+       {kId, {"tail", P::kInt, false, "only the last N lines"},
+        {"follow", P::kBool, false, "keep sending output until the main command ends"}},
+       "{bytes}", "logs.output {id, request_id, data_b64}"},
+      {"file.write", "Writes a file inside the sandbox's root.",
+       {kId, {"path", P::kString, true, "absolute path inside the sandbox"},
+        {"data_b64", P::kString, true, "the content, base64"},
+        {"mode", P::kInt, false, "permission bits of a file it creates (default 0644; not masked by a umask)"},
+        {"uid", P::kInt, false, "owner to give the file (default: left as is, root for a new file)"},
+        {"gid", P::kInt, false, "group to give the file"},
+        {"append", P::kBool, false, "append instead of replacing"},
+        {"mkdirs", P::kBool, false, "create missing parent directories"}},
+       "{bytes}", ""},
+      {"file.read", "Reads a regular file inside the sandbox's root.",
+       {kId, {"path", P::kString, true, "absolute path inside the sandbox"},
+        {"offset", P::kInt, false, "byte offset to start at"},
+        {"length", P::kInt, false, "bytes to read at most (default and maximum: the daemon's max_file_bytes)"}},
+       "{data_b64, size, eof}", ""},
+      {"file.list", "Lists a directory inside the sandbox's root.",
+       {kId, {"path", P::kString, true, "absolute path inside the sandbox"}},
+       "{entries: [{name, type: \"file\"|\"dir\"|\"symlink\"|\"other\", size, mode, mtime}]}", ""},
+      {"file.remove", "Removes a file or directory inside the sandbox's root.",
+       {kId, {"path", P::kString, true, "absolute path inside the sandbox"},
+        {"recursive", P::kBool, false, "remove a directory and everything in it"}},
+       "{}", ""},
+      {"events.subscribe", "Sends sandbox events as they happen, until the client disconnects.",
+       {{"types", P::kStringArray, false, "only these: created, started, exited, oom, destroyed"},
+        {"id", P::kString, false, "only this sandbox's events"}},
+       "{} right away", "event {seq, type, id, name, time, details}"},
+      {"events.list", "Recorded events, newest last.",
+       {{"id", P::kString, false, "only this sandbox's"}, {"limit", P::kInt, false, "at most N (default 100)"}},
+       "{events: [{seq, type, id, name, time, details}]}", ""},
+      {"execs.list", "Recorded execs, newest last.",
+       {{"id", P::kString, false, "only this sandbox's"}, {"limit", P::kInt, false, "at most N (default 50)"}},
+       "{execs: [{exec_id, id, argv, started_at, duration_ms, exit_code, signal, timed_out, oom_killed, "
+       "cpu_user_us, cpu_system_us, peak_rss_bytes, caller_uid}]}",
+       ""},
+  };
+}
+
+bool type_matches(ParamType type, const json& v) {
+  switch (type) {
+    case P::kString:
+      return v.is_string();
+    case P::kInt:
+      return v.is_number_integer();
+    case P::kNumber:
+      return v.is_number();
+    case P::kBool:
+      return v.is_boolean();
+    case P::kObject:
+      return v.is_object();
+    case P::kArray:
+      return v.is_array();
+    case P::kStringArray:
+      if (!v.is_array()) {
+        return false;
+      }
+      for (const auto& e : v) {
+        if (!e.is_string()) {
+          return false;
+        }
+      }
+      return true;
+    case P::kSize:
+      return v.is_number_unsigned() || v.is_string();
+    case P::kIntOrString:
+      return v.is_number_integer() || v.is_string();
+    case P::kStringOrStringArray:
+      return v.is_string() || type_matches(P::kStringArray, v);
+  }
+  return false;
+}
+
+constexpr std::string_view kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z') {
+    return c - 'A';
+  }
+  if (c >= 'a' && c <= 'z') {
+    return c - 'a' + 26;
+  }
+  if (c >= '0' && c <= '9') {
+    return c - '0' + 52;
+  }
+  if (c == '+') {
+    return 62;
+  }
+  if (c == '/') {
+    return 63;
+  }
+  return -1;
+}
+
+}  // namespace
+
+std::string_view error_code_name(int code) {
+  switch (code) {
+    case kParseError:
+      return "parse_error";
+    case kInvalidRequest:
+      return "invalid_request";
+    case kMethodNotFound:
+      return "method_not_found";
+    case kInvalidParams:
+      return "invalid_params";
+    case kInternalError:
+      return "internal_error";
+    case kNotFound:
+      return "not_found";
+    case kPermissionDenied:
+      return "permission_denied";
+    case kInvalidState:
+      return "invalid_state";
+    case kConflict:
+      return "conflict";
+    case kLimitExceeded:
+      return "limit_exceeded";
+    case kSystemError:
+      return "system_error";
+    default:
+      return "unknown";
+  }
+}
+
+Error param_error(std::string_view field, std::string_view message) {
+  return Error(fmt::format("params.{}: {}", field, message)).with_code(kInvalidParams);
+}
+
+json error_object(const Error& error) {
+  int code = error.code();
+  if (code == 0) {
+    code = error.sys_errno() != 0 ? kSystemError : kInternalError;
+  }
+  json obj = {{"code", code}, {"message", error.message()}};
+  json data = json::object();
+  if (error.sys_errno() != 0) {
+    data["errno"] = error.sys_errno();
+    data["errname"] = errno_name(error.sys_errno());
+  }
+  // param_error() messages start "params.<field>: ": the field goes into data too, for programs.
+  const std::string& m = error.message();
+  if (code == kInvalidParams && m.rfind("params.", 0) == 0 && m.find(": ") != std::string::npos) {
+    data["field"] = m.substr(7, m.find(": ") - 7);
+  }
+  if (!data.empty()) {
+    obj["data"] = data;
+  }
+  return obj;
+}
+
+const std::vector<MethodSpec>& methods() {
+  static const std::vector<MethodSpec> table = build_methods();
+  return table;
+}
+
+const MethodSpec* find_method(std::string_view name) {
+  for (const auto& m : methods()) {
+    if (m.name == name) {
+      return &m;
+    }
+  }
+  return nullptr;
+}
+
+std::string_view param_type_name(ParamType type) {
+  switch (type) {
+    case P::kString:
+      return "string";
+    case P::kInt:
+      return "integer";
+    case P::kNumber:
+      return "number";
+    case P::kBool:
+      return "boolean";
+    case P::kObject:
+      return "object";
+    case P::kArray:
+      return "array";
+    case P::kStringArray:
+      return "array of strings";
+    case P::kSize:
+      return "size (bytes, or a string such as \"512M\")";
+    case P::kIntOrString:
+      return "integer or string";
+    case P::kStringOrStringArray:
+      return "string or array of strings";
+  }
+  return "?";
+}
+
+Result<void> check_params(const MethodSpec& method, const json& params) {
+  if (params.is_null()) {
+    for (const auto& p : method.params) {
+      if (p.required) {
+        return param_error(p.name, "required");
+      }
+    }
+    return ok();
+  }
+  if (!params.is_object()) {
+    return Error("params must be an object (by-name parameters)").with_code(kInvalidParams);
+  }
+  for (const auto& [key, value] : params.items()) {
+    const ParamSpec* spec = nullptr;
+    for (const auto& p : method.params) {
+      if (p.name == key) {
+        spec = &p;
+      }
+    }
+    if (spec == nullptr) {
+      return param_error(key, fmt::format("unknown parameter of {}", method.name));
+    }
+    if (!type_matches(spec->type, value)) {
+      return param_error(key, fmt::format("must be {}", param_type_name(spec->type)));
+    }
+  }
+  for (const auto& p : method.params) {
+    if (p.required && !params.contains(std::string(p.name))) {
+      return param_error(p.name, "required");
+    }
+  }
+  return ok();
+}
+
+std::string encode_request(uint64_t id, std::string_view method, const json& params) {
+  json msg = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}};
+  if (!params.is_null()) {
+    msg["params"] = params;
+  }
+  return msg.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_result(const json& id, const json& result) {
+  json msg = {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
+  return msg.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_error(const json& id, const json& error) {
+  json msg = {{"jsonrpc", "2.0"}, {"id", id}, {"error", error}};
+  return msg.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_notification(std::string_view method, const json& params) {
+  json msg = {{"jsonrpc", "2.0"}, {"method", method}, {"params", params}};
+  return msg.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string dump_json(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string base64_encode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8) | uint8_t(data[i + 2]);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  size_t rest = data.size() - i;
+  if (rest > 0) {
+    uint32_t v = uint8_t(data[i]) << 16;
+    if (rest == 2) {
+      v |= uint8_t(data[i + 1]) << 8;
+    }
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += rest == 2 ? kB64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) {
+    return Error("invalid base64: length is not a multiple of 4").with_code(kInvalidParams);
+  }
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = text[i + k];
+      bool last_quad = i + 4 == text.size();
+      if (c == '=' && last_quad && k >= 2 && (k == 3 || text[i + 3] == '=')) {
+        v[k] = 0;
+        ++pad;
+        continue;
+      }
+      v[k] = b64_value(c);
+      if (v[k] < 0 || pad > 0) {
+        return Error(fmt::format("invalid base64 at offset {}", i + k)).with_code(kInvalidParams);
+      }
+    }
+    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
+    out += char(n >> 16);
+    if (pad < 2) {
+      out += char((n >> 8) & 255);
+    }
+    if (pad < 1) {
+      out += char(n & 255);
+    }
+  }
+  return out;
+}
+
+Result<uint64_t> parse_size(std::string_view text) {
+  auto bad = [&] {
+    return Error(fmt::format("invalid size '{}': expected bytes or a number with K, M, G or T", text))
+        .with_code(kInvalidParams);
+  };
+  size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) {
+    ++i;
+  }
+  if (i == 0 || i > 24) {
+    return bad();
+  }
+  std::string number(text.substr(0, i));
+  std::string_view unit = text.substr(i);
+  if (unit.size() > 1 && (unit.ends_with("i") || unit.ends_with("iB") || unit.ends_with("B"))) {
+    unit = unit.substr(0, 1);
+  }
+  double mult = 1;
+  if (unit == "K" || unit == "k") {
+    mult = 1024.0;
+  } else if (unit == "M" || unit == "m") {
+    mult = 1024.0 * 1024;
+  } else if (unit == "G" || unit == "g") {
+    mult = 1024.0 * 1024 * 1024;
+  } else if (unit == "T" || unit == "t") {
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  } else if (!unit.empty() && unit != "B" && unit != "b") {
+    return bad();
+  }
+  char* end = nullptr;
+  double v = std::strtod(number.c_str(), &end);
+  if (end != number.c_str() + number.size() || !std::isfinite(v)) {
+    return bad();
+  }
+  double bytes = std::floor(v * mult);
+  if (bytes < 0 || bytes > 9.0e18) {
+    return bad();
+  }
+  return static_cast<uint64_t>(bytes);
+}
+
+Result<uint64_t> size_param(const json& value, std::string_view field) {
+  if (value.is_number_unsigned()) {
+    return value.get<uint64_t>();
+  }
+  if (value.is_string()) {
+    auto r = parse_size(value.get<std::string>());
+    if (!r.ok()) {
+      return param_error(field, r.error().message());
+    }
+    return r;
+  }
+  return param_error(field, "must be a byte count or a string such as \"512M\"");
+}
+
+std::string format_size(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"", "K", "M", "G", "T"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) {
+    return std::to_string(bytes);
+  }
+  if (v == std::floor(v)) {
+    return fmt::format("{}{}", static_cast<uint64_t>(v), kUnits[u]);
+  }
+  return fmt::format("{:.1f}{}", v, kUnits[u]);
+}
+
+std::string format_time_ms(int64_t epoch_ms) {
+  time_t secs = static_cast<time_t>(epoch_ms / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, epoch_ms % 1000);
+}
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace sbx::api

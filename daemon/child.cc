@@ -1,0 +1,137 @@
+#include "daemon/child.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "daemon/uv_handle.h"
+#include "runtime/state.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+[[noreturn]] void exec_child(const SpawnOptions& o, int null_fd) {
+  // Move the fds out of the way first, so one target number never clobbers another's source.
+  int moved[4];
+  for (int i = 0; i < 4; ++i) {
+    int src = o.fds[i] >= 0 ? o.fds[i] : (i < 3 ? null_fd : -1);
+    moved[i] = src >= 0 ? ::fcntl(src, F_DUPFD_CLOEXEC, 10) : -1;
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (moved[i] >= 0) {
+      ::dup2(moved[i], i);  // dup2 clears close-on-exec on the target
+    } else {
+      ::close(i);
+    }
+  }
+  ::syscall(SYS_close_range, 4, ~0U, 0);
+  sigset_t all;
+  sigfillset(&all);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) {
+      ::signal(sig, SIG_DFL);
+    }
+  }
+  sigemptyset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  if (o.new_session) {
+    ::setsid();
+  }
+  std::vector<char*> argv;
+  for (const auto& a : o.argv) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  ::execv(o.path.c_str(), argv.data());
+  ::_exit(127);
+}
+
+}  // namespace
+
+Result<Spawned> spawn_program(const SpawnOptions& o) {
+  Fd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null_fd.valid()) {
+    return sys_error("open /dev/null");
+  }
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) {
+    return sys_error("start '{}'", o.path);
+  }
+  if (pid == 0) {
+    exec_child(o, null_fd.get());
+  }
+  return Spawned{static_cast<pid_t>(pid), Fd(pidfd)};
+}
+
+struct ProcessWatch::Handle {
+  UvHandle<uv_poll_t> poll;
+};
+
+Result<std::unique_ptr<ProcessWatch>> ProcessWatch::start(uv_loop_s* loop, pid_t pid, Fd pidfd, ExitCallback cb) {
+  std::unique_ptr<ProcessWatch> w(new ProcessWatch());
+  w->pid_ = pid;
+  w->pidfd_ = std::move(pidfd);
+  w->cb_ = std::move(cb);
+  w->handle_ = std::make_unique<Handle>();
+  w->handle_->poll = UvHandle<uv_poll_t>::make();
+  if (int rc = uv_poll_init(loop, w->handle_->poll.get(), w->pidfd_.get()); rc < 0) {
+    return make_error("watch process {}: {}", pid, uv_strerror(rc));
+  }
+  w->handle_->poll.get()->data = w.get();
+  uv_poll_start(w->handle_->poll.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
+    if (h->data != nullptr) {
+      static_cast<ProcessWatch*>(h->data)->fire();
+    }
+  });
+  return w;
+}
+
+ProcessWatch::~ProcessWatch() = default;
+
+void ProcessWatch::fire() {
+  uv_poll_stop(handle_->poll.get());
+  handle_->poll.get()->data = nullptr;
+  std::optional<int> status;
+  siginfo_t info{};
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG) == 0 &&
+      info.si_pid != 0) {
+    status = info.si_code == CLD_EXITED ? (info.si_status & 0xff) << 8 : (info.si_status & 0x7f);
+  }
+  auto cb = std::move(cb_);
+  cb_ = nullptr;
+  if (cb) {
+    cb(status);  // may destroy this watch: nothing after
+  }
+}
+
+Result<void> ProcessWatch::signal(int sig) const {
+  if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0) < 0 && errno != ESRCH) {
+    return sys_error("signal process {}", pid_);
+  }
+  return ok();
+}
+
+Result<Fd> open_pidfd_checked(pid_t pid, uint64_t start_time) {
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) {
+    return sys_error("pidfd_open {}", pid);
+  }
+  Fd pidfd(fd);
+  SBX_ASSIGN(uint64_t actual, rt::process_start_time(pid));
+  if (actual != start_time) {
+    return Error::from_errno(fmt::format("process {} is not the one recorded (pid reused)", pid), ESRCH);
+  }
+  return pidfd;
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,535 @@
+#include "daemon/daemon.h"
+
+#include <dirent.h>
+#include <grp.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "base/file.h"
+#include "daemon/log.h"
+#include "daemon/plan_builder.h"
+#include "runtime/state.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+const char* kVersion = SBX_VERSION;
+
+rt::CgroupMode cgroup_mode(const std::string& name) {
+  if (name == "v1") {
+    return rt::CgroupMode::kV1;
+  }
+  if (name == "v2") {
+    return rt::CgroupMode::kV2;
+  }
+  return rt::CgroupMode::kAuto;
+}
+
+Result<void> make_dir(const std::string& path, mode_t mode) {
+  SBX_TRY(make_dirs(path, mode));
+  if (::chmod(path.c_str(), mode) < 0) {
+    return sys_error("chmod '{}'", path);
+  }
+  return ok();
+}
+
+}  // namespace
+
+struct Daemon::Subscriber {
+  CallPtr call;
+  Caller caller;
+  std::set<std::string> types;
+  std::string sandbox_id;
+  uint64_t close_token = 0;
+};
+
+std::string new_id() {
+  unsigned char bytes[6];
+  if (::getrandom(bytes, sizeof bytes, 0) != sizeof bytes) {
+    // getrandom cannot fail for 6 bytes once the pool is initialized; fall back to something unique anyway.
+    uint64_t t = static_cast<uint64_t>(api::now_ms()) ^ (static_cast<uint64_t>(::getpid()) << 40);
+    std::memcpy(bytes, &t, sizeof bytes);
+  }
+  std::string id;
+  for (unsigned char b : bytes) {
+    id += fmt::format("{:02x}", b);
+  }
+  return id;
+}
+
+Result<int> resolve_group(const std::string& group) {
+  if (group.find_first_not_of("0123456789") == std::string::npos) {
+    return std::atoi(group.c_str());
+  }
+  struct group gr {};
+  struct group* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = ::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found);
+  if (found == nullptr) {
+    return Error::from_errno(fmt::format("socket_group: no group named '{}'", group), rc != 0 ? rc : ENOENT);
+  }
+  return static_cast<int>(gr.gr_gid);
+}
+
+Daemon::Daemon(uv_loop_t* loop, DaemonConfig config) : loop_(loop), config_(std::move(config)) {}
+
+Daemon::~Daemon() = default;
+
+Role Daemon::role_of(uint32_t uid) const {
+  if (uid == 0) {
+    return Role::kRoot;
+  }
+  if (std::find(config_.trusted_uids.begin(), config_.trusted_uids.end(), uid) != config_.trusted_uids.end()) {
+    return Role::kTrusted;
+  }
+  return Role::kUser;
+}
+
+json Daemon::runtime_spec() const {
+  return {{"run_root", config_.run_dir},
+          {"cgroup",
+           {{"mode", config_.cgroup_mode},
+            {"root", config_.cgroup_root},
+            {"parent", config_.cgroup_parent},
+            {"parent_name", config_.cgroup_parent_name}}},
+          {"setup_timeout_ms", 30000}};
+}
+
+Result<void> Daemon::start() {
+  started_ms_ = api::now_ms();
+  SBX_TRY_CTX(make_dir(config_.state_dir, 0700), "create state dir");
+  SBX_TRY_CTX(make_dir(config_.state_dir + "/sandboxes", 0700), "create state dir");
+  SBX_TRY_CTX(make_dirs(config_.run_dir, 0711), "create run dir");
+  SBX_ASSIGN(store_, Store::open(config_.state_dir + "/sbxd.db"));
+  rt::RuntimeConfig rc;
+  rc.run_root = config_.run_dir;
+  rc.cgroup.mode = cgroup_mode(config_.cgroup_mode);
+  rc.cgroup.root = config_.cgroup_root;
+  rc.cgroup.parent = config_.cgroup_parent;
+  rc.cgroup.parent_name = config_.cgroup_parent_name;
+  SBX_ASSIGN(runtime_, rt::Runtime::open(rc));
+  SBX_ASSIGN(auto rows, store_->sandboxes());
+  for (auto& row : rows) {
+    auto e = std::make_unique<SandboxEntry>();
+    e->row = std::move(row);
+    std::string id = e->row.id;
+    sandboxes_[id] = std::move(e);
+  }
+  reconcile();
+  sweep_ = UvHandle<uv_check_t>::make();
+  uv_check_init(loop_, sweep_.get());
+  sweep_.get()->data = this;
+  uv_check_start(sweep_.get(), [](uv_check_t* h) {
+    if (h->data != nullptr) {
+      static_cast<Daemon*>(h->data)->graveyard_.clear();
+    }
+  });
+  ttl_timer_ = UvHandle<uv_timer_t>::make();
+  uv_timer_init(loop_, ttl_timer_.get());
+  ttl_timer_.get()->data = this;
+  uv_timer_start(ttl_timer_.get(), [](uv_timer_t* t) {
+    if (t->data != nullptr) {
+      static_cast<Daemon*>(t->data)->expire_ttls();
+    }
+  }, 1000, 1000);
+  ServerOptions so;
+  so.socket_path = config_.socket;
+  so.socket_mode = config_.socket_mode;
+  so.max_request_bytes = config_.max_request_bytes;
+  if (!config_.socket_group.empty()) {
+    SBX_ASSIGN(so.socket_gid, resolve_group(config_.socket_group));
+  }
+  server_ = std::make_unique<Server>(loop_, so, [this](CallPtr c) { dispatch(std::move(c)); },
+                                     [this](uint32_t uid) { return role_of(uid); });
+  SBX_TRY(server_->listen());
+  log_info("listening on {} (state {}, run {}, cgroup {}, {} sandboxes)", config_.socket, config_.state_dir,
+           config_.run_dir, runtime_->cgroups().mode() == rt::CgroupMode::kV2 ? "v2" : "v1", sandboxes_.size());
+  return ok();
+}
+
+void Daemon::shutdown() {
+  if (server_) {
+    server_->close();
+  }
+  ttl_timer_.reset();
+  execs_.clear();
+  followers_.clear();
+  graveyard_.clear();
+  sweep_.reset();
+  subscribers_.clear();
+  for (auto& [id, e] : sandboxes_) {
+    e->monitor.reset();
+    e->kill_timer.reset();
+    e->launch.reset();
+  }
+}
+
+void Daemon::dispatch(CallPtr call) {
+  using Handler = void (Daemon::*)(CallPtr);
+  static const std::map<std::string, Handler> handlers = {
+      {"daemon.info", &Daemon::daemon_info},         {"daemon.health", &Daemon::daemon_health},
+      {"sandbox.create", &Daemon::sandbox_create},   {"sandbox.start", &Daemon::sandbox_start},
+      {"sandbox.stop", &Daemon::sandbox_stop},       {"sandbox.restart", &Daemon::sandbox_restart},
+      {"sandbox.kill", &Daemon::sandbox_kill},       {"sandbox.remove", &Daemon::sandbox_remove},
+      {"sandbox.list", &Daemon::sandbox_list},       {"sandbox.inspect", &Daemon::sandbox_inspect},
+      {"sandbox.stats", &Daemon::sandbox_stats},     {"sandbox.exec", &Daemon::sandbox_exec},
+      {"sandbox.logs", &Daemon::sandbox_logs},       {"file.write", &Daemon::file_op},
+      {"file.read", &Daemon::file_op},               {"file.list", &Daemon::file_op},
+      {"file.remove", &Daemon::file_op},             {"events.subscribe", &Daemon::events_subscribe},
+      {"events.list", &Daemon::events_list},         {"execs.list", &Daemon::execs_list},
+  };
+  auto it = handlers.find(call->method());
+  if (it == handlers.end()) {
+    call->fail(api::api_error(api::kMethodNotFound, "method not found: '{}'", call->method()));
+    return;
+  }
+  log_debug("uid={} {}", call->caller().uid, call->method());
+  (this->*(it->second))(call);
+}
+
+// ---- lookup and access ----
+
+bool Daemon::may_see(const Caller& caller, const SandboxRow& row) const {
+  if (!caller.tenant.empty()) {
+    return row.tenant == caller.tenant;
+  }
+  if (caller.role == Role::kRoot) {
+    return true;
+  }
+  return row.owner_uid == caller.uid && row.tenant.empty();
+}
+
+SandboxEntry* Daemon::entry(const std::string& id) {
+  auto it = sandboxes_.find(id);
+  return it == sandboxes_.end() ? nullptr : it->second.get();
+}
+
+Result<SandboxEntry*> Daemon::find(const Caller& caller, const json& key) {
+  if (!key.is_string()) {
+    return api::param_error("id", "must be a sandbox id or name");
+  }
+  const std::string& k = key.get_ref<const std::string&>();
+  if (SandboxEntry* e = entry(k); e != nullptr && may_see(caller, e->row)) {
+    return e;
+  }
+  SandboxEntry* found = nullptr;
+  for (auto& [id, e] : sandboxes_) {
+    if (e->row.name == k && may_see(caller, e->row)) {
+      if (found != nullptr) {
+        return api::api_error(api::kConflict, "the name '{}' matches several sandboxes; use the id", k);
+      }
+      found = e.get();
+    }
+  }
+  if (found == nullptr) {
+    return api::api_error(api::kNotFound, "no sandbox '{}'", k);
+  }
+  return found;
+}
+
+Result<void> Daemon::save(const SandboxRow& row) { return store_->put_sandbox(row); }
+
+json Daemon::describe(const SandboxEntry& e) const {
+  const SandboxRow& r = e.row;
+  auto time_or_null = [](int64_t ms) { return ms != 0 ? json(api::format_time_ms(ms)) : json(); };
+  auto opt = [](const std::optional<int>& v) { return v ? json(*v) : json(); };
+  json limits = r.spec.value("limits", json::object());
+  json out = {{"id", r.id},
+              {"name", r.name},
+              {"state", e.stopping && r.state == "running" ? "stopping" : r.state},
+              {"owner_uid", r.owner_uid},
+              {"tenant", r.tenant},
+              {"labels", r.spec.value("labels", json::object())},
+              {"rootfs", r.spec.value("rootfs", "")},
+              {"image", r.spec.value("image", "")},
+              {"limits", limits},
+              {"ttl", r.spec.value("ttl", 0)},
+              {"expires_at", time_or_null(r.expires_at)},
+              {"created_at", time_or_null(r.created_at)},
+              {"started_at", time_or_null(r.started_at)},
+              {"finished_at", time_or_null(r.finished_at)},
+              {"exit_code", opt(r.exit_code)},
+              {"exit_signal", opt(r.exit_signal)},
+              {"oom_killed", r.oom_killed},
+              {"cmd", r.spec.value("cmd", json())},
+              {"env", r.spec.value("env", json::array())},
+              {"cwd", r.spec.value("cwd", "/")},
+              {"user", fmt::format("{}:{}", r.spec.value("uid", 0), r.spec.value("gid", 0))},
+              {"hostname", r.spec.value("hostname", "").empty() ? r.name : r.spec.value("hostname", "")},
+              {"seccomp", r.spec.value("seccomp", "")},
+              {"mounts", r.spec.value("mounts", json::array())},
+              {"error", r.error.empty() ? json() : json(r.error)}};
+  out["monitor_pid"] = r.state == "running" && r.monitor_pid != 0 ? json(r.monitor_pid) : json();
+  out["init_pid"] = json();
+  if (r.state == "running") {
+    if (auto state = rt::read_state(run_state_path(r.id)); state.ok()) {
+      out["init_pid"] = state->init_pid;  // the host pid of the sandbox's pid 1
+    }
+  }
+  return out;
+}
+
+void Daemon::emit(const std::string& type, const SandboxRow& row, json details) {
+  EventRow ev;
+  ev.time = api::now_ms();
+  ev.type = type;
+  ev.sandbox_id = row.id;
+  ev.name = row.name;
+  ev.owner_uid = row.owner_uid;
+  ev.tenant = row.tenant;
+  ev.details = std::move(details);
+  auto seq = store_->add_event(ev);
+  if (!seq.ok()) {
+    log_warn("sandbox={}: record event {}: {}", row.id, type, seq.error().message());
+  }
+  ev.seq = seq.ok() ? *seq : 0;
+  json note = {{"seq", ev.seq}, {"type", type},       {"id", row.id},
+               {"name", row.name}, {"time", api::format_time_ms(ev.time)}, {"details", ev.details}};
+  for (auto& [token, sub] : subscribers_) {
+    if (!may_see(sub->caller, row) || (!sub->types.empty() && !sub->types.count(type)) ||
+        (!sub->sandbox_id.empty() && sub->sandbox_id != row.id)) {
+      continue;
+    }
+    sub->call->notify("event", note);
+  }
+}
+
+// ---- daemon.* ----
+
+void Daemon::daemon_info(CallPtr call) {
+  json counts = {{"total", 0}, {"created", 0}, {"running", 0}, {"exited", 0}};
+  for (auto& [id, e] : sandboxes_) {
+    if (may_see(call->caller(), e->row)) {  // only what the caller may see: no count of others' sandboxes
+      counts["total"] = counts["total"].get<int>() + 1;
+      counts[e->row.state] = counts[e->row.state].get<int>() + 1;
+    }
+  }
+  const Caller& c = call->caller();
+  call->reply({{"version", kVersion},
+               {"api_version", api::kApiVersion},
+               {"cgroup_mode", runtime_->cgroups().mode() == rt::CgroupMode::kV2 ? "v2" : "v1"},
+               {"sandboxes", counts},
+               {"execs_running", execs_.size()},
+               {"pid", ::getpid()},
+               {"uptime_s", (api::now_ms() - started_ms_) / 1000},
+               {"caller", {{"uid", c.uid}, {"gid", c.gid}, {"pid", c.pid}, {"role", role_name(c.role)},
+                           {"tenant", c.tenant}}}});
+}
+
+void Daemon::daemon_health(CallPtr call) {
+  json checks = json::object();
+  bool healthy = true;
+  auto check = [&](const char* name, Result<void> r) {
+    checks[name] = r.ok() ? "ok" : r.error().message();
+    healthy = healthy && r.ok();
+  };
+  check("database", store_->check());
+  check("run_dir", ::access(config_.run_dir.c_str(), W_OK) == 0 ? ok()
+                                                                : Result<void>(sys_error("'{}'", config_.run_dir)));
+  auto listed = runtime_->list();
+  check("cgroups", listed.ok() ? ok() : Result<void>(listed.error()));
+  std::string monitor = config_.monitor.empty() ? default_monitor_path() : config_.monitor;
+  check("monitor", ::access(monitor.c_str(), X_OK) == 0 ? ok() : Result<void>(sys_error("'{}'", monitor)));
+  call->reply({{"status", healthy ? "ok" : "degraded"}, {"checks", checks}});
+}
+
+// ---- events.* and execs.list ----
+
+void Daemon::events_subscribe(CallPtr call) {
+  auto conn = call->connection();
+  if (!conn) {
+    return;
+  }
+  auto sub = std::make_unique<Subscriber>();
+  sub->call = call;
+  sub->caller = call->caller();
+  for (const auto& t : call->params().value("types", json::array())) {
+    static const std::set<std::string> known = {"created", "started", "exited", "oom", "destroyed"};
+    if (!known.count(t.get<std::string>())) {
+      call->fail(api::param_error("types", fmt::format("unknown event type '{}'", t.get<std::string>())));
+      return;
+    }
+    sub->types.insert(t.get<std::string>());
+  }
+  if (call->params().contains("id")) {
+    auto e = find(call->caller(), call->params()["id"]);
+    if (!e.ok()) {
+      call->fail(e.error());
+      return;
+    }
+    sub->sandbox_id = (*e)->row.id;
+  }
+  uint64_t token = next_session_++;
+  sub->close_token = conn->on_close([this, token] { subscribers_.erase(token); });
+  subscribers_[token] = std::move(sub);
+  call->reply(json::object());
+}
+
+RecordFilter Daemon::record_filter(const Caller& caller, const json& params, Result<void>* error) {
+  RecordFilter f;
+  if (!caller.tenant.empty()) {
+    f.tenant = caller.tenant;
+  } else if (caller.role != Role::kRoot) {
+    f.owner_uid = caller.uid;
+    f.tenant = "";
+  }
+  if (params.contains("id")) {
+    const std::string& key = params["id"].get_ref<const std::string&>();
+    auto e = find(caller, key);
+    if (e.ok()) {
+      f.sandbox_id = (*e)->row.id;
+    } else if (e.error().code() == api::kNotFound) {
+      f.sandbox_id = key;  // records outlive their sandbox: a removed sandbox's id still selects them
+    } else {
+      *error = e.error();
+    }
+  }
+  return f;
+}
+
+void Daemon::events_list(CallPtr call) {
+  Result<void> error;
+  RecordFilter f = record_filter(call->caller(), call->params(), &error);
+  if (!error.ok()) {
+    return call->fail(error.error());
+  }
+  auto rows = store_->events(f, std::clamp<int>(call->params().value("limit", 100), 1, 10000));
+  if (!rows.ok()) {
+    return call->fail(rows.error());
+  }
+  json out = json::array();
+  for (const auto& r : *rows) {
+    out.push_back({{"seq", r.seq}, {"type", r.type}, {"id", r.sandbox_id}, {"name", r.name},
+                   {"time", api::format_time_ms(r.time)}, {"details", r.details}});
+  }
+  call->reply({{"events", out}});
+}
+
+void Daemon::execs_list(CallPtr call) {
+  Result<void> error;
+  RecordFilter f = record_filter(call->caller(), call->params(), &error);
+  if (!error.ok()) {
+    return call->fail(error.error());
+  }
+  auto rows = store_->execs(f, std::clamp<int>(call->params().value("limit", 50), 1, 10000));
+  if (!rows.ok()) {
+    return call->fail(rows.error());
+  }
+  json out = json::array();
+  for (const auto& r : *rows) {
+    out.push_back({{"exec_id", r.exec_id}, {"id", r.sandbox_id}, {"argv", r.argv},
+                   {"started_at", api::format_time_ms(r.started_at)}, {"duration_ms", r.duration_ms},
+                   {"exit_code", r.exit_code ? json(*r.exit_code) : json()},
+                   {"signal", r.signal ? json(*r.signal) : json()}, {"timed_out", r.timed_out},
+                   {"oom_killed", r.oom_killed}, {"cpu_user_us", r.cpu_user_us}, {"cpu_system_us", r.cpu_system_us},
+                   {"peak_rss_bytes", r.peak_rss_bytes}, {"caller_uid", r.caller_uid},
+                   {"error", r.error.empty() ? json() : json(r.error)}});
+  }
+  call->reply({{"execs", out}});
+}
+
+// ---- reconciliation ----
+
+void Daemon::reconcile() {
+  std::set<std::string> leftovers;
+  if (auto ids = runtime_->list(); ids.ok()) {
+    leftovers.insert(ids->begin(), ids->end());
+  } else {
+    log_warn("reconcile: list the runtime's sandboxes: {}", ids.error().message());
+  }
+  std::vector<std::string> ids;
+  for (auto& [id, e] : sandboxes_) {
+    ids.push_back(id);
+  }
+  for (const auto& id : ids) {
+    SandboxEntry* e = entry(id);
+    if (e->row.state == "running") {
+      leftovers.erase(id);
+      adopt(*e);
+    } else if (leftovers.count(id)) {
+      // Not running by our records, yet kernel objects remain (a crash mid-teardown): free them.
+      if (auto r = runtime_->destroy(id); !r.ok()) {
+        log_warn("sandbox={}: free leftovers: {}", id, r.error().message());
+      }
+      leftovers.erase(id);
+    }
+  }
+  for (const auto& id : leftovers) {
+    // In our run dir or under our cgroup parent, yet unknown to the database: ours, and orphaned.
+    log_warn("sandbox={}: orphan (not in the database): destroying it", id);
+    if (auto r = runtime_->destroy(id); !r.ok()) {
+      log_warn("sandbox={}: destroy orphan: {}", id, r.error().message());
+    }
+  }
+  remove_stray_dirs();
+}
+
+void Daemon::remove_stray_dirs() {
+  DIR* dir = ::opendir((config_.state_dir + "/sandboxes").c_str());
+  if (dir == nullptr) {
+    return;
+  }
+  std::vector<std::string> stray;
+  while (dirent* d = ::readdir(dir)) {
+    std::string name = d->d_name;
+    if (name != "." && name != ".." && !sandboxes_.count(name)) {
+      stray.push_back(name);
+    }
+  }
+  ::closedir(dir);
+  for (const auto& name : stray) {
+    log_warn("removing stray sandbox directory {}", sandbox_dir(name));
+    (void)remove_tree(sandbox_dir(name));
+  }
+}
+
+void Daemon::expire_ttls() {
+  int64_t now = api::now_ms();
+  std::vector<std::string> expired;
+  for (auto& [id, e] : sandboxes_) {
+    if (e->row.expires_at != 0 && now >= e->row.expires_at && !e->removing) {
+      expired.push_back(id);
+    }
+  }
+  for (const auto& id : expired) {
+    SandboxEntry* e = entry(id);
+    log_info("sandbox={}: TTL expired: removing it", id);
+    e->removing = true;
+    e->remove_reason = "ttl";
+    stop(*e, 0, [this, id] {
+      if (SandboxEntry* e = entry(id)) {
+        if (auto r = remove(*e); !r.ok()) {
+          log_error("sandbox={}: remove after TTL: {}", id, r.error().message());
+        }
+      }
+    });
+  }
+}
+
+Result<void> Daemon::check_quota(const Caller& caller) const {
+  if (static_cast<int64_t>(sandboxes_.size()) >= config_.max_sandboxes) {
+    return api::api_error(api::kLimitExceeded, "the daemon holds its maximum of {} sandboxes (max_sandboxes)",
+                          config_.max_sandboxes);
+  }
+  int64_t mine = 0;
+  for (const auto& [id, e] : sandboxes_) {
+    bool same = caller.tenant.empty() ? (e->row.owner_uid == caller.uid && e->row.tenant.empty())
+                                      : e->row.tenant == caller.tenant;
+    mine += same ? 1 : 0;
+  }
+  if (caller.role != Role::kRoot && mine >= config_.max_sandboxes_per_owner) {
+    return api::api_error(api::kLimitExceeded, "{} already has {} sandboxes (max_sandboxes_per_owner)",
+                          caller.tenant.empty() ? fmt::format("uid {}", caller.uid) : "tenant " + caller.tenant,
+                          mine);
+  }
+  return ok();
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,147 @@
+#pragma once
+// sbxd's core: the sandboxes it manages (mirrored in the store), their monitors, the RPC method handlers, events,
+// TTLs, and reconciliation with the kernel at start-up. Everything runs on one libuv loop, on one thread.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/child.h"
+#include "daemon/config.h"
+#include "daemon/server.h"
+#include "daemon/store.h"
+#include "daemon/uv_handle.h"
+#include "runtime/runtime.h"
+
+
+namespace sbx::daemon {
+
+class ExecSession;
+class LogFollower;
+class Launch;
+
+// One sandbox as the daemon tracks it: its row plus what exists only while the daemon runs.
+struct SandboxEntry {
+  SandboxRow row;
+  std::unique_ptr<ProcessWatch> monitor;  // the sandbox's monitor (or, adopted without one, its init)
+  bool watching_init = false;             // monitor gone but init alive: watching init itself
+  std::shared_ptr<Launch> launch;  // shared_ptr: destroyable where Launch is incomplete         // while a monitor is starting the sandbox
+  bool stopping = false;
+  bool removing = false;
+  std::string remove_reason;              // "ttl" when the TTL removed it
+  std::vector<std::function<void()>> on_exit;  // run once when the current run ends (stop/restart/remove waiters)
+  UvHandle<uv_timer_t> kill_timer;  // SIGKILL after the grace period (data: this entry)
+  std::function<void()> kill_fn;
+};
+
+class Daemon {
+ public:
+  Daemon(uv_loop_t* loop, DaemonConfig config);
+  ~Daemon();
+
+  // Opens the store and the runtime, reconciles with the kernel, starts the TTL timer, listens on the socket.
+  Result<void> start();
+  // Stops accepting and closes connections; sandboxes keep running.
+  void shutdown();
+
+  void dispatch(CallPtr call);
+
+  // Used by the handler files.
+  const DaemonConfig& config() const { return config_; }
+  uv_loop_t* loop() const { return loop_; }
+  Store& store() { return *store_; }
+  rt::Runtime& runtime() { return *runtime_; }
+  Role role_of(uint32_t uid) const;
+  std::string sandbox_dir(const std::string& id) const { return config_.state_dir + "/sandboxes/" + id; }
+  std::string log_path(const std::string& id) const { return sandbox_dir(id) + "/main.log"; }
+  std::string exit_path(const std::string& id) const { return sandbox_dir(id) + "/exit.json"; }
+  std::string run_state_path(const std::string& id) const { return config_.run_dir + "/" + id + "/state.json"; }
+  // The runtime's part of a monitor spec.
+  json runtime_spec() const;
+
+  // The sandbox `key` (id or name) names, if the caller may see it; kNotFound otherwise.
+  Result<SandboxEntry*> find(const Caller& caller, const json& key);
+  bool may_see(const Caller& caller, const SandboxRow& row) const;
+  SandboxEntry* entry(const std::string& id);
+  json describe(const SandboxEntry& e) const;
+  // Records and broadcasts an event.
+  void emit(const std::string& type, const SandboxRow& row, json details = json::object());
+  Result<void> save(const SandboxRow& row);
+  int running_execs() const { return static_cast<int>(execs_.size()); }
+  // Ends an exec session; it is freed on the next loop iteration (never inside its own callbacks).
+  void retire_exec(uint64_t token);
+  void retire_follower(uint64_t token);
+  // Keeps watching a process only to reap it.
+  void reap_later(std::unique_ptr<ProcessWatch> watch);
+  void on_run_end(const std::string& id, std::optional<int> monitor_status);
+
+ private:
+  // Handlers: one per method.
+  void daemon_info(CallPtr call);
+  void daemon_health(CallPtr call);
+  void sandbox_create(CallPtr call);
+  void sandbox_start(CallPtr call);
+  void sandbox_stop(CallPtr call);
+  void sandbox_restart(CallPtr call);
+  void sandbox_kill(CallPtr call);
+  void sandbox_remove(CallPtr call);
+  void sandbox_list(CallPtr call);
+  void sandbox_inspect(CallPtr call);
+  void sandbox_stats(CallPtr call);
+  void sandbox_exec(CallPtr call);
+  void sandbox_logs(CallPtr call);
+  void file_op(CallPtr call);
+  void events_subscribe(CallPtr call);
+  void events_list(CallPtr call);
+  void execs_list(CallPtr call);
+
+  // Lifecycle.
+  // Starts the sandbox's monitor; `done` once the sandbox is up (state running) or failed to come up.
+  void launch(SandboxEntry& e, std::function<void(Result<void>)> done);
+  void watch_monitor(SandboxEntry& e, pid_t pid, Fd pidfd);
+  void finish_run(SandboxEntry& e, std::optional<int> exit_code, std::optional<int> signal, bool oom,
+                  std::string error);
+  // SIGTERM to init now, SIGKILL after `grace_ms`; `done` when the run has ended.
+  void stop(SandboxEntry& e, int64_t grace_ms, std::function<void()> done);
+  Result<void> signal_init(const SandboxRow& row, int sig);
+  Result<void> remove(SandboxEntry& e);
+  void reconcile();
+  void remove_stray_dirs();
+  RecordFilter record_filter(const Caller& caller, const json& params, Result<void>* error);
+  void adopt(SandboxEntry& e);
+  void expire_ttls();
+  Result<void> check_quota(const Caller& caller) const;
+
+  uv_loop_t* loop_;
+  DaemonConfig config_;
+  int64_t started_ms_ = 0;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<rt::Runtime> runtime_;
+  std::unique_ptr<Server> server_;
+  std::map<std::string, std::unique_ptr<SandboxEntry>> sandboxes_;
+  std::map<uint64_t, std::shared_ptr<ExecSession>> execs_;
+  std::map<uint64_t, std::shared_ptr<LogFollower>> followers_;
+  struct Subscriber;
+  std::map<uint64_t, std::unique_ptr<Subscriber>> subscribers_;
+  std::map<ProcessWatch*, std::unique_ptr<ProcessWatch>> reaping_;
+  std::vector<std::shared_ptr<void>> graveyard_;  // finished sessions, freed by sweep_ after the callbacks
+  UvHandle<uv_check_t> sweep_;
+  uint64_t next_session_ = 1;
+  UvHandle<uv_timer_t> ttl_timer_;
+
+  friend class ExecSession;
+  friend class Launch;
+  friend class LogFollower;
+};
+
+// A fresh random id: 12 hex digits.
+std::string new_id();
+// A group name or number.
+Result<int> resolve_group(const std::string& group);
+
+}  // namespace sbx::daemon

@@ -1,0 +1,439 @@
+// sandbox.exec: one exec, run by an `sbx-monitor exec` process. Output flows from the sandbox through pipes
+// straight to this daemon and on to the client as notifications, never buffered whole: when the client's write
+// queue is full, the pipes are no longer read, so the process in the sandbox blocks on a full pipe instead.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/file.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+#include "daemon/plan_builder.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+// After the process has ended, how long output still held open by what it left behind is waited for.
+constexpr uint64_t kDrainAfterExitMs = 200;
+
+Result<std::pair<Fd, Fd>> make_pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) {
+    return sys_error("create a pipe");
+  }
+  return std::make_pair(Fd(p[0]), Fd(p[1]));
+}
+
+}  // namespace
+
+class ExecSession {
+ public:
+  ExecSession(Daemon& d, CallPtr call, uint64_t token, const SandboxEntry& e)
+      : d_(d), call_(std::move(call)), token_(token), sandbox_id_(e.row.id), owner_uid_(e.row.owner_uid),
+        tenant_(e.row.tenant) {}
+
+  ~ExecSession() {
+    if (auto conn = call_->connection()) {
+      for (uint64_t t : {close_token_, drain_token_}) {
+        if (t != 0) {
+          conn->remove_hook(t);
+        }
+      }
+    }
+  }
+
+  Result<void> begin(const json& spec_process, uint64_t limit, bool stream, double timeout_s,
+                     const std::string& stdin_data) {
+    exec_id_ = new_id();
+    limit_ = limit;
+    stream_ = stream;
+    argv_ = spec_process["argv"];
+    started_ms_ = api::now_ms();
+    uv_update_time(d_.loop());
+    start_ = uv_now(d_.loop());
+    SBX_ASSIGN(auto out, make_pipe());
+    SBX_ASSIGN(auto err, make_pipe());
+    std::optional<std::pair<Fd, Fd>> in;
+    if (!stdin_data.empty()) {
+      SBX_ASSIGN(in, make_pipe());
+    }
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+      return sys_error("create the exec monitor's socket");
+    }
+    Fd ours(sv[0]);
+    Fd theirs(sv[1]);
+    SpawnOptions so;
+    so.path = d_.config().monitor.empty() ? default_monitor_path() : d_.config().monitor;
+    so.argv = {"sbx-monitor", "exec"};
+    so.fds[0] = in ? in->first.get() : -1;
+    so.fds[1] = out.second.get();
+    so.fds[2] = err.second.get();
+    so.fds[3] = theirs.get();
+    so.new_session = true;
+    json spec = {{"runtime", d_.runtime_spec()},
+                 {"id", sandbox_id_},
+                 {"process", spec_process},
+                 {"timeout_ms", static_cast<int64_t>(timeout_s * 1000)}};
+    SBX_TRY(write_all(ours.get(), api::dump_json(spec) + "\n"));
+    SBX_ASSIGN(Spawned child, spawn_program(so));
+    SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), child.pid, std::move(child.pidfd),
+                                           [this](std::optional<int>) { on_monitor_exit(); }));
+    SBX_TRY(open_stream(&control_, std::move(ours), kControl));
+    SBX_TRY(open_stream(&stdout_, std::move(out.first), kStdout));
+    SBX_TRY(open_stream(&stderr_, std::move(err.first), kStderr));
+    if (in) {
+      SBX_TRY(send_stdin(std::move(in->second), stdin_data));
+    }
+    if (auto conn = call_->connection()) {
+      close_token_ = conn->on_close([this] { cancel(); });
+    }
+    return ok();
+  }
+
+ private:
+  enum Stream { kControl = 0, kStdout = 1, kStderr = 2 };
+  struct Pipe {
+    UvHandle<uv_pipe_t> handle;
+    ExecSession* session = nullptr;
+    Stream stream = kStdout;
+    bool eof = false;
+    char buf[64 << 10];
+  };
+
+  Result<void> open_stream(std::unique_ptr<Pipe>* slot, Fd fd, Stream stream) {
+    auto p = std::make_unique<Pipe>();
+    p->session = this;
+    p->stream = stream;
+    p->handle = UvHandle<uv_pipe_t>::make();
+    uv_pipe_init(d_.loop(), p->handle.get(), 0);
+    if (int rc = uv_pipe_open(p->handle.get(), fd.get()); rc < 0) {
+      return make_error("watch the exec's output: {}", uv_strerror(rc));
+    }
+    (void)fd.release();
+    p->handle.get()->data = p.get();
+    *slot = std::move(p);
+    start_reading(slot->get());
+    return ok();
+  }
+
+  static void start_reading(Pipe* p) {
+    if (p == nullptr || p->eof || !p->handle) {
+      return;
+    }
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(p->handle.get()),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* p = static_cast<Pipe*>(h->data);
+          *buf = uv_buf_init(p->buf, sizeof p->buf);
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+          auto* p = static_cast<Pipe*>(s->data);
+          if (p == nullptr) {
+            return;
+          }
+          if (n < 0) {
+            p->eof = true;
+            uv_read_stop(s);
+            p->session->on_eof(p->stream);
+          } else if (n > 0) {
+            p->session->on_bytes(p->stream, buf->base, static_cast<size_t>(n));
+          }
+        });
+  }
+
+  Result<void> send_stdin(Fd fd, const std::string& data) {
+    stdin_ = UvHandle<uv_pipe_t>::make();
+    uv_pipe_init(d_.loop(), stdin_.get(), 0);
+    if (int rc = uv_pipe_open(stdin_.get(), fd.get()); rc < 0) {
+      return make_error("open the exec's stdin: {}", uv_strerror(rc));
+    }
+    (void)fd.release();
+    stdin_data_ = data;
+    auto* req = new uv_write_t{};
+    req->data = this;
+    stdin_.get()->data = this;
+    uv_buf_t buf = uv_buf_init(stdin_data_.data(), static_cast<unsigned>(stdin_data_.size()));
+    uv_write(req, reinterpret_cast<uv_stream_t*>(stdin_.get()), &buf, 1, [](uv_write_t* req, int) {
+      auto* handle = req->handle;
+      delete req;
+      if (handle->data != nullptr) {
+        static_cast<ExecSession*>(handle->data)->stdin_.reset();  // EOF for the process
+      }
+    });
+    return ok();
+  }
+
+  void on_bytes(Stream stream, const char* data, size_t n) {
+    if (stream == kControl) {
+      control_buf_.append(data, n);
+      size_t nl;
+      while ((nl = control_buf_.find('\n')) != std::string::npos) {
+        on_report(control_buf_.substr(0, nl));
+        control_buf_.erase(0, nl + 1);
+      }
+      return;
+    }
+    (stream == kStdout ? stdout_bytes_ : stderr_bytes_) += n;
+    size_t pass = forwarded_ >= limit_ ? 0 : std::min<uint64_t>(n, limit_ - forwarded_);
+    if (pass < n) {
+      truncated_ = true;
+    }
+    if (pass == 0) {
+      return;
+    }
+    forwarded_ += pass;
+    std::string_view chunk(data, pass);
+    if (!stream_) {
+      (stream == kStdout ? out_buf_ : err_buf_).append(chunk);
+      return;
+    }
+    call_->notify("exec.output", {{"exec_id", exec_id_},
+                                  {"request_id", call_->id()},
+                                  {"stream", stream == kStdout ? "stdout" : "stderr"},
+                                  {"data_b64", api::base64_encode(chunk)}});
+    apply_backpressure();
+  }
+
+  void apply_backpressure() {
+    auto conn = call_->connection();
+    if (!conn || paused_ || conn->queued_bytes() < Connection::kHighWater) {
+      return;
+    }
+    paused_ = true;
+    for (Pipe* p : {stdout_.get(), stderr_.get()}) {
+      if (p != nullptr && !p->eof) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(p->handle.get()));
+      }
+    }
+    drain_token_ = conn->on_drain([this] {
+      drain_token_ = 0;
+      paused_ = false;
+      start_reading(stdout_.get());
+      start_reading(stderr_.get());
+    });
+  }
+
+  void on_report(const std::string& line) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_object()) {
+      log_warn("sandbox={}: exec {}: unreadable report from the monitor", sandbox_id_, exec_id_);
+      return;
+    }
+    if (j.contains("error")) {
+      error_ = Error(j["error"].value("message", "the exec failed"), j["error"].value("errno", 0));
+      return;
+    }
+    if (j.value("started", false)) {
+      return;
+    }
+    result_ = j;
+    // Output still held open by background processes is waited for only briefly.
+    drain_timer_ = UvHandle<uv_timer_t>::make();
+    uv_timer_init(d_.loop(), drain_timer_.get());
+    drain_timer_.get()->data = this;
+    uv_timer_start(drain_timer_.get(), [](uv_timer_t* t) {
+      if (t->data != nullptr) {
+        static_cast<ExecSession*>(t->data)->stop_output();
+      }
+    }, kDrainAfterExitMs, 0);
+  }
+
+  void stop_output() {
+    // Take what is already in the pipes without waiting for writers that outlive the exec.
+    for (Pipe* p : {stdout_.get(), stderr_.get()}) {
+      if (p == nullptr || p->eof) {
+        continue;
+      }
+      int fd = -1;
+      uv_fileno(reinterpret_cast<uv_handle_t*>(p->handle.get()), &fd);
+      ssize_t n;
+      while (fd >= 0 && (n = ::read(fd, p->buf, sizeof p->buf)) > 0) {
+        on_bytes(p->stream, p->buf, static_cast<size_t>(n));
+      }
+      p->eof = true;
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(p->handle.get()));
+    }
+    maybe_finish();
+  }
+
+  void on_eof(Stream stream) {
+    if (stream == kControl) {
+      control_eof_ = true;
+    }
+    maybe_finish();
+  }
+
+  void on_monitor_exit() {
+    monitor_exited_ = true;
+    watch_.reset();
+    if (!result_.is_object()) {
+      stop_output();  // no result is coming: nothing more to wait for
+    }
+    maybe_finish();
+  }
+
+  void cancel() {
+    // The client went away: closing the monitor's socket makes it kill the exec's whole tree and exit.
+    close_token_ = 0;
+    drain_token_ = 0;
+    control_.reset();
+    stop_output();
+  }
+
+  void maybe_finish() {
+    bool output_done = (!stdout_ || stdout_->eof) && (!stderr_ || stderr_->eof);
+    if (finished_ || !monitor_exited_ || !output_done) {
+      return;
+    }
+    finished_ = true;
+    uv_update_time(d_.loop());
+    int64_t duration = static_cast<int64_t>(uv_now(d_.loop()) - start_);
+    ExecRow row;
+    row.exec_id = exec_id_;
+    row.sandbox_id = sandbox_id_;
+    row.owner_uid = owner_uid_;
+    row.tenant = tenant_;
+    row.argv = argv_;
+    row.caller_uid = call_->caller().uid;
+    row.started_at = started_ms_;
+    row.duration_ms = duration;
+    if (result_.is_object()) {
+      row.exit_code = result_["exit_code"].is_number_integer() ? std::optional<int>(result_["exit_code"]) : std::nullopt;
+      row.signal = result_["signal"].is_number_integer() ? std::optional<int>(result_["signal"]) : std::nullopt;
+      row.timed_out = result_.value("timed_out", false);
+      row.oom_killed = result_.value("oom_killed", false);
+      row.cpu_user_us = result_.value("cpu_user_us", int64_t(0));
+      row.cpu_system_us = result_.value("cpu_system_us", int64_t(0));
+      row.peak_rss_bytes = result_.value("peak_rss_bytes", int64_t(0));
+    } else {
+      row.error = error_.message().empty() ? "the exec's monitor exited without a result" : error_.message();
+    }
+    if (auto r = d_.store().add_exec(row); !r.ok()) {
+      log_warn("sandbox={}: record exec {}: {}", sandbox_id_, exec_id_, r.error().message());
+    }
+    if (!result_.is_object()) {
+      Error e = error_.message().empty() ? make_error("the exec's monitor exited without a result") : error_;
+      call_->fail(e);
+    } else {
+      json out = {{"exec_id", exec_id_},          {"exit_code", result_["exit_code"]},
+                  {"signal", result_["signal"]},  {"duration_ms", duration},
+                  {"timed_out", row.timed_out},   {"oom_killed", row.oom_killed},
+                  {"cpu_user_us", row.cpu_user_us}, {"cpu_system_us", row.cpu_system_us},
+                  {"peak_rss_bytes", row.peak_rss_bytes}, {"stdout_bytes", stdout_bytes_},
+                  {"stderr_bytes", stderr_bytes_}, {"truncated", truncated_}};
+      if (!stream_) {
+        out["stdout_b64"] = api::base64_encode(out_buf_);
+        out["stderr_b64"] = api::base64_encode(err_buf_);
+      }
+      call_->reply(out);
+    }
+    d_.retire_exec(token_);
+  }
+
+  Daemon& d_;
+  CallPtr call_;
+  uint64_t token_;
+  std::string sandbox_id_;
+  uint32_t owner_uid_;
+  std::string tenant_;
+  std::string exec_id_;
+  json argv_;
+  uint64_t limit_ = 0;
+  bool stream_ = true;
+  int64_t started_ms_ = 0;
+  uint64_t start_ = 0;
+  std::unique_ptr<ProcessWatch> watch_;
+  std::unique_ptr<Pipe> control_, stdout_, stderr_;
+  UvHandle<uv_pipe_t> stdin_;
+  std::string stdin_data_;
+  UvHandle<uv_timer_t> drain_timer_;
+  std::string control_buf_;
+  std::string out_buf_, err_buf_;
+  uint64_t stdout_bytes_ = 0, stderr_bytes_ = 0, forwarded_ = 0;
+  bool truncated_ = false, paused_ = false, control_eof_ = false, monitor_exited_ = false, finished_ = false;
+  json result_;
+  Error error_;
+  uint64_t close_token_ = 0, drain_token_ = 0;
+};
+
+void Daemon::retire_exec(uint64_t token) {
+  auto it = execs_.find(token);
+  if (it != execs_.end()) {
+    graveyard_.push_back(std::move(it->second));
+    execs_.erase(it);
+  }
+}
+
+void Daemon::sandbox_exec(CallPtr call) {
+  const json& p = call->params();
+  auto found = find(call->caller(), p["id"]);
+  if (!found.ok()) {
+    return call->fail(found.error());
+  }
+  SandboxEntry& e = **found;
+  if (e.row.state != "running" || e.stopping) {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is not running", e.row.name));
+  }
+  if (static_cast<int64_t>(execs_.size()) >= config_.max_concurrent_execs) {
+    return call->fail(api::api_error(api::kLimitExceeded, "{} execs are running already (max_concurrent_execs)",
+                                     execs_.size()));
+  }
+  const json& spec = e.row.spec;
+  UserIds user{spec.value("uid", 0u), spec.value("gid", 0u)};
+  if (p.contains("user")) {
+    auto u = parse_user(p["user"], "user");
+    if (!u.ok()) {
+      return call->fail(u.error());
+    }
+    user = *u;
+  }
+  std::vector<std::string> env = merge_env(default_env(user.uid), spec.value("env", std::vector<std::string>{}));
+  env = merge_env(env, p.value("env", std::vector<std::string>{}));
+  std::string cwd = p.value("cwd", spec.value("cwd", std::string("/")));
+  if (p["argv"].empty()) {
+    return call->fail(api::param_error("argv", "must not be empty"));
+  }
+  uint64_t limit = config_.exec_output_limit;
+  if (p.contains("output_limit")) {
+    auto l = api::size_param(p["output_limit"], "output_limit");
+    if (!l.ok()) {
+      return call->fail(l.error());
+    }
+    if (*l > config_.max_exec_output_limit) {
+      return call->fail(api::api_error(api::kLimitExceeded, "output_limit {} is above the daemon's maximum of {} "
+                                       "(max_exec_output_limit)", *l, config_.max_exec_output_limit));
+    }
+    limit = *l;
+  }
+  double timeout = p.value("timeout", 0.0);
+  constexpr double kMaxTimeout = 365.0 * 24 * 3600;
+  if (!(timeout >= 0 && timeout <= kMaxTimeout)) {
+    return call->fail(api::param_error("timeout", fmt::format("must be between 0 (none) and {} seconds",
+                                                              static_cast<int64_t>(kMaxTimeout))));
+  }
+  std::string stdin_data;
+  if (p.contains("stdin_b64")) {
+    auto d = api::base64_decode(p["stdin_b64"].get<std::string>());
+    if (!d.ok()) {
+      return call->fail(api::param_error("stdin_b64", d.error().message()));
+    }
+    stdin_data = std::move(*d);
+  }
+  json process = {{"argv", p["argv"]}, {"env", env}, {"cwd", cwd}, {"uid", user.uid}, {"gid", user.gid},
+                  {"groups", json::array()}};
+  uint64_t token = next_session_++;
+  auto session = std::make_shared<ExecSession>(*this, call, token, e);
+  ExecSession* raw = session.get();
+  execs_[token] = std::move(session);
+  if (auto r = raw->begin(process, limit, p.value("stream", true), timeout, stdin_data); !r.ok()) {
+    graveyard_.push_back(std::move(execs_[token]));
+    execs_.erase(token);
+    call->fail(std::move(r).error().context(fmt::format("exec in sandbox '{}'", e.row.id)));
+  }
+}
+
+}  // namespace sbx::daemon

@@ -1,0 +1,677 @@
+// sandbox.* lifecycle methods, the monitor's launch, the end of a run, and re-adoption after a restart.
+#include <signal.h>
+
+#include <algorithm>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "base/file.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+#include "daemon/plan_builder.h"
+#include "runtime/plan_json.h"
+#include "runtime/state.h"
+
+namespace sbx::daemon {
+
+namespace {
+
+constexpr int64_t kLaunchTimeoutMs = 60000;
+constexpr int64_t kDefaultGraceMs = 10000;
+
+int64_t grace_ms(const json& params) {
+  double s = params.value("timeout", kDefaultGraceMs / 1000.0);
+  constexpr double kMaxGraceS = 24.0 * 3600;  // longer waits are clamped: a day is "wait for it"
+  return !(s > 0) ? 0 : static_cast<int64_t>(std::min(s, kMaxGraceS) * 1000);
+}
+
+// The exit file the monitor writes when the sandbox's run ends.
+struct ExitRecord {
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  bool oom_killed = false;
+};
+
+std::optional<ExitRecord> read_exit_file(const std::string& path) {
+  auto text = read_file(path, 1 << 16);
+  if (!text.ok()) {
+    return std::nullopt;
+  }
+  json j = json::parse(*text, nullptr, false);
+  if (!j.is_object()) {
+    return std::nullopt;
+  }
+  ExitRecord r;
+  if (j.contains("exit_code") && j["exit_code"].is_number_integer()) {
+    r.exit_code = j["exit_code"].get<int>();
+  }
+  if (j.contains("signal") && j["signal"].is_number_integer()) {
+    r.signal = j["signal"].get<int>();
+  }
+  r.oom_killed = j.value("oom_killed", false);
+  return r;
+}
+
+std::string describe_wait(std::optional<int> status) {
+  if (!status) {
+    return "unknown status";
+  }
+  if (WIFSIGNALED(*status)) {
+    return fmt::format("killed by signal {}", WTERMSIG(*status));
+  }
+  return fmt::format("exit status {}", WEXITSTATUS(*status));
+}
+
+}  // namespace
+
+// Starting one run: the monitor is spawned with the spec on its socket; its first line says whether the sandbox
+// came up. Owned by the entry until then.
+class Launch {
+ public:
+  Launch(Daemon& d, std::string id, std::function<void(Result<void>)> done)
+      : d_(d), id_(std::move(id)), done_(std::move(done)) {}
+
+  // begin() failed: clean up and report through `done`.
+  void abort(Error error) { fail(std::move(error)); }
+
+  Result<void> begin(const json& spec) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+      return sys_error("create the monitor's socket");
+    }
+    Fd ours(sv[0]);
+    Fd theirs(sv[1]);
+    SpawnOptions so;
+    so.path = d_.config().monitor.empty() ? default_monitor_path() : d_.config().monitor;
+    so.argv = {"sbx-monitor", "sandbox"};
+    so.fds[2] = STDERR_FILENO;
+    so.fds[3] = theirs.get();
+    so.new_session = true;
+    SBX_ASSIGN(Spawned child, spawn_program(so));
+    theirs.reset();
+    pid_ = child.pid;
+    SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), child.pid, std::move(child.pidfd),
+                                           [this](std::optional<int> st) { on_exit(st); }));
+    SBX_TRY_CTX(write_all(ours.get(), api::dump_json(spec) + "\n"), "send the monitor its spec");
+    pipe_ = UvHandle<uv_pipe_t>::make();
+    uv_pipe_init(d_.loop(), pipe_.get(), 0);
+    if (int rc = uv_pipe_open(pipe_.get(), ours.get()); rc < 0) {
+      return make_error("watch the monitor's socket: {}", uv_strerror(rc));
+    }
+    sock_ = ours.release();
+    pipe_.get()->data = this;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(pipe_.get()),
+        [](uv_handle_t*, size_t, uv_buf_t* buf) {
+          static char chunk[4096];
+          *buf = uv_buf_init(chunk, sizeof chunk);
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+          if (s->data != nullptr && n > 0) {
+            static_cast<Launch*>(s->data)->on_data(buf->base, static_cast<size_t>(n));
+          } else if (s->data != nullptr && n < 0) {
+            uv_read_stop(s);
+          }
+        });
+    timer_ = UvHandle<uv_timer_t>::make();
+    uv_timer_init(d_.loop(), timer_.get());
+    timer_.get()->data = this;
+    uv_timer_start(timer_.get(), [](uv_timer_t* t) {
+      if (t->data != nullptr) {
+        static_cast<Launch*>(t->data)->on_timeout();
+      }
+    }, kLaunchTimeoutMs, 0);
+    return ok();
+  }
+
+ private:
+  void on_data(const char* data, size_t n) {
+    buf_.append(data, n);
+    size_t nl = buf_.find('\n');
+    if (nl == std::string::npos) {
+      if (buf_.size() > 1 << 20) {
+        fail(make_error("the monitor sent an oversized line"));
+      }
+      return;
+    }
+    json j = json::parse(buf_.substr(0, nl), nullptr, false);
+    if (!j.is_object()) {
+      return fail(make_error("the monitor sent an unreadable report"));
+    }
+    if (!j.value("ok", false)) {
+      json err = j.value("error", json::object());
+      return fail(Error(err.value("message", "the monitor failed without saying why"), err.value("errno", 0)));
+    }
+    ready(j);
+  }
+
+  void ready(const json& report) {
+    SandboxEntry* e = d_.entry(id_);
+    SandboxRow& row = e->row;
+    row.state = "running";
+    row.started_at = api::now_ms();
+    row.finished_at = 0;
+    row.exit_code.reset();
+    row.exit_signal.reset();
+    row.oom_killed = false;
+    row.error.clear();
+    row.monitor_pid = pid_;
+    auto start = rt::process_start_time(pid_);
+    row.monitor_start = start.ok() ? *start : 0;
+    log_info("sandbox={}: running (monitor {}, init {})", id_, pid_, report.value("init_pid", 0));
+    std::string id = id_;
+    Daemon& d = d_;
+    watch_->set_callback([&d, id](std::optional<int> st) { d.on_run_end(id, st); });
+    e->monitor = std::move(watch_);
+    if (auto r = d_.save(row); !r.ok()) {
+      log_error("sandbox={}: save state: {}", id_, r.error().message());
+    }
+    finish(ok());
+  }
+
+  void fail(Error error) {
+    if (finished_) {
+      return;
+    }
+    // The monitor cleans up after itself and exits; reap it, and make sure nothing of the sandbox is left.
+    if (watch_) {
+      (void)watch_->signal(SIGKILL);
+      d_.reap_later(std::move(watch_));
+    }
+    if (auto r = d_.runtime().destroy(id_); !r.ok()) {
+      log_warn("sandbox={}: clean up after a failed start: {}", id_, r.error().message());
+    }
+    finish(std::move(error).context(fmt::format("start sandbox '{}'", id_)));
+  }
+
+  void on_exit(std::optional<int> status) {
+    // The report may still be unread in the socket: take it first.
+    char chunk[4096];
+    ssize_t n;
+    while (!finished_ && sock_ >= 0 && (n = ::read(sock_, chunk, sizeof chunk)) > 0) {
+      on_data(chunk, static_cast<size_t>(n));
+    }
+    if (finished_) {
+      // Up and already ended: the run's end goes the normal way.
+      d_.on_run_end(id_, status);
+      return;
+    }
+    watch_.reset();  // already reaped by the watch
+    fail(make_error("the monitor exited ({}) before the sandbox came up", describe_wait(status)));
+  }
+
+  void on_timeout() { fail(make_error("the sandbox did not come up within {} s", kLaunchTimeoutMs / 1000)); }
+
+  void finish(Result<void> r) {
+    if (finished_) {
+      return;
+    }
+    finished_ = true;
+    timer_.reset();
+    pipe_.reset();
+    sock_ = -1;
+    auto done = std::move(done_);
+    SandboxEntry* e = d_.entry(id_);
+    std::shared_ptr<Launch> self = e != nullptr ? std::move(e->launch) : nullptr;
+    done(std::move(r));  // may remove the entry; `self` keeps this alive to the end of the function
+  }
+
+  Daemon& d_;
+  std::string id_;
+  std::function<void(Result<void>)> done_;
+  pid_t pid_ = 0;
+  int sock_ = -1;  // owned by pipe_
+  std::unique_ptr<ProcessWatch> watch_;
+  UvHandle<uv_pipe_t> pipe_;
+  UvHandle<uv_timer_t> timer_;
+  std::string buf_;
+  bool finished_ = false;
+};
+
+void Daemon::reap_later(std::unique_ptr<ProcessWatch> watch) {
+  ProcessWatch* raw = watch.get();
+  raw->set_callback([this, raw](std::optional<int>) {
+    auto it = reaping_.find(raw);
+    if (it != reaping_.end()) {
+      auto keep = std::move(it->second);
+      reaping_.erase(it);
+    }
+  });
+  reaping_[raw] = std::move(watch);
+}
+
+void Daemon::launch(SandboxEntry& e, std::function<void(Result<void>)> done) {
+  auto plan = build_plan(e.row.id, e.row.spec, config_);
+  if (!plan.ok()) {
+    done(plan.error());
+    return;
+  }
+  // A fresh run: the previous run's log and exit record go.
+  (void)::unlink(exit_path(e.row.id).c_str());
+  (void)::unlink(log_path(e.row.id).c_str());
+  (void)::unlink((log_path(e.row.id) + ".1").c_str());
+  json spec = {{"runtime", runtime_spec()},
+               {"plan", rt::plan_to_json(*plan)},
+               {"log_path", log_path(e.row.id)},
+               {"log_max_bytes", config_.log_max_bytes},
+               {"exit_path", exit_path(e.row.id)}};
+  e.launch = std::make_shared<Launch>(*this, e.row.id, std::move(done));
+  if (auto r = e.launch->begin(spec); !r.ok()) {
+    auto l = std::move(e.launch);
+    (void)runtime_->destroy(e.row.id);
+    l->abort(std::move(r).error());
+  }
+}
+
+// ---- the end of a run ----
+
+void Daemon::on_run_end(const std::string& id, std::optional<int> monitor_status) {
+  SandboxEntry* e = entry(id);
+  if (e == nullptr) {
+    return;
+  }
+  auto watch = std::move(e->monitor);  // fired: done with it (destroyed at the end of this function)
+  if (auto rec = read_exit_file(exit_path(id))) {
+    (void)::unlink(exit_path(id).c_str());
+    finish_run(*e, rec->exit_code, rec->signal, rec->oom_killed, "");
+    return;
+  }
+  if (!e->watching_init) {
+    // The monitor ended without recording the end: if init still runs, watch it directly.
+    auto state = rt::read_state(run_state_path(id));
+    if (state.ok()) {
+      if (auto pidfd = rt::open_init_pidfd(*state); pidfd.ok()) {
+        log_warn("sandbox={}: its monitor exited ({}) but the sandbox runs on: watching init", id,
+                 describe_wait(monitor_status));
+        auto w = ProcessWatch::start(loop_, state->init_pid, std::move(*pidfd),
+                                     [this, id](std::optional<int> st) { on_run_end(id, st); });
+        if (w.ok()) {
+          e->watching_init = true;
+          e->monitor = std::move(*w);
+          return;
+        }
+      }
+    }
+  }
+  if (auto r = runtime_->destroy(id); !r.ok()) {
+    log_error("sandbox={}: free its resources: {}", id, r.error().message());
+  }
+  std::string why = e->watching_init ? "the sandbox ended without its monitor; its exit status is unknown"
+                                     : fmt::format("the sandbox's monitor exited ({}) without recording the end",
+                                                   describe_wait(monitor_status));
+  finish_run(*e, std::nullopt, std::nullopt, false, why);
+}
+
+void Daemon::finish_run(SandboxEntry& e, std::optional<int> exit_code, std::optional<int> signal, bool oom,
+                        std::string error) {
+  SandboxRow& row = e.row;
+  row.state = "exited";
+  row.finished_at = api::now_ms();
+  row.exit_code = exit_code;
+  row.exit_signal = signal;
+  row.oom_killed = oom;
+  row.error = std::move(error);
+  row.monitor_pid = 0;
+  row.monitor_start = 0;
+  e.stopping = false;
+  e.watching_init = false;
+  e.kill_timer.reset();
+  if (auto r = save(row); !r.ok()) {
+    log_error("sandbox={}: save state: {}", row.id, r.error().message());
+  }
+  log_info("sandbox={}: exited (code {}, signal {}{})", row.id, exit_code ? std::to_string(*exit_code) : "-",
+           signal ? std::to_string(*signal) : "-", oom ? ", OOM-killed" : "");
+  if (oom) {
+    emit("oom", row);
+  }
+  emit("exited", row, {{"exit_code", exit_code ? json(*exit_code) : json()},
+                       {"signal", signal ? json(*signal) : json()},
+                       {"oom_killed", oom},
+                       {"error", row.error.empty() ? json() : json(row.error)}});
+  auto waiters = std::move(e.on_exit);
+  e.on_exit.clear();
+  for (auto& fn : waiters) {
+    fn();  // each looks its sandbox up again: one of them may remove it
+  }
+}
+
+// ---- stopping and signals ----
+
+Result<void> Daemon::signal_init(const SandboxRow& row, int sig) {
+  SBX_ASSIGN(rt::SandboxState state, rt::read_state(run_state_path(row.id)));
+  SBX_ASSIGN(Fd pidfd, rt::open_init_pidfd(state));
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) < 0 && errno != ESRCH) {
+    return sys_error("signal init of sandbox '{}'", row.id);
+  }
+  return ok();
+}
+
+void Daemon::stop(SandboxEntry& e, int64_t grace, std::function<void()> done) {
+  if (e.row.state != "running") {
+    done();
+    return;
+  }
+  e.on_exit.push_back(std::move(done));
+  if (e.stopping) {
+    return;  // already on its way down; this waiter joins
+  }
+  e.stopping = true;
+  const std::string id = e.row.id;
+  auto kill_now = [this, id] {
+    SandboxEntry* e = entry(id);
+    if (e == nullptr || e->row.state != "running") {
+      return;
+    }
+    e->kill_timer.reset();
+    if (auto r = signal_init(e->row, SIGKILL); !r.ok()) {
+      // init is gone already or unreadable: the cgroup still holds whatever is left
+      (void)runtime_->cgroups().attach(id)->kill_all();
+    }
+  };
+  if (grace == 0) {
+    kill_now();
+    return;
+  }
+  if (auto r = signal_init(e.row, SIGTERM); !r.ok()) {
+    log_warn("sandbox={}: SIGTERM: {}", id, r.error().message());
+  }
+  e.kill_fn = kill_now;
+  e.kill_timer = UvHandle<uv_timer_t>::make();
+  uv_timer_init(loop_, e.kill_timer.get());
+  e.kill_timer.get()->data = &e;
+  uv_timer_start(e.kill_timer.get(), [](uv_timer_t* t) {
+    if (t->data != nullptr) {
+      auto fn = static_cast<SandboxEntry*>(t->data)->kill_fn;  // a copy: it resets the timer
+      fn();
+    }
+  }, static_cast<uint64_t>(grace), 0);
+}
+
+Result<void> Daemon::remove(SandboxEntry& e) {
+  const std::string id = e.row.id;
+  if (auto r = runtime_->destroy(id); !r.ok()) {
+    return std::move(r).error().context(fmt::format("remove sandbox '{}'", id));
+  }
+  SBX_TRY_CTX(remove_tree(sandbox_dir(id)), "remove sandbox '{}'", id);
+  SBX_TRY_CTX(store_->delete_sandbox(id), "remove sandbox '{}'", id);
+  SandboxRow row = e.row;
+  std::string reason = e.remove_reason;
+  sandboxes_.erase(id);  // `e` is gone from here
+  log_info("sandbox={}: removed{}", id, reason.empty() ? "" : " (" + reason + ")");
+  emit("destroyed", row, reason.empty() ? json::object() : json{{"reason", reason}});
+  return ok();
+}
+
+// ---- handlers ----
+
+void Daemon::sandbox_create(CallPtr call) {
+  const Caller& caller = call->caller();
+  const json& p = call->params();
+  if (p.contains("tenant") && caller.role == Role::kUser) {
+    return call->fail(api::api_error(api::kPermissionDenied, "uid {} may not act for a tenant", caller.uid));
+  }
+  if (auto r = check_quota(caller); !r.ok()) {
+    return call->fail(r.error());
+  }
+  CreatePolicy policy{caller.role == Role::kRoot};
+  auto spec = normalize_create(p, config_, policy);
+  if (!spec.ok()) {
+    return call->fail(spec.error());
+  }
+  auto row = std::make_unique<SandboxEntry>();
+  SandboxRow& r = row->row;
+  r.id = new_id();
+  r.name = p.value("name", r.id);
+  if (auto c = check_name(r.name, "name"); !c.ok()) {
+    return call->fail(c.error());
+  }
+  for (const auto& [id, e] : sandboxes_) {
+    bool same_scope = e->row.owner_uid == caller.uid && e->row.tenant == caller.tenant;
+    if (e->row.name == r.name && (same_scope || caller.role == Role::kRoot)) {
+      return call->fail(api::api_error(api::kConflict, "a sandbox named '{}' already exists ({})", r.name, id));
+    }
+  }
+  r.owner_uid = caller.uid;
+  r.tenant = caller.tenant;
+  r.state = "created";
+  r.spec = std::move(*spec);
+  if (r.spec.value("hostname", "").empty()) {
+    r.spec["hostname"] = r.name;  // the sandbox's hostname defaults to its name
+  }
+  r.created_at = api::now_ms();
+  int64_t ttl = r.spec.value("ttl", int64_t(0));
+  r.expires_at = ttl > 0 ? r.created_at + ttl * 1000 : 0;
+  if (auto plan = build_plan(r.id, r.spec, config_); !plan.ok()) {  // an invalid request creates nothing
+    return call->fail(plan.error());
+  }
+  const std::string id = r.id;
+  auto cleanup = [this, id] {
+    (void)remove_tree(sandbox_dir(id));
+    (void)store_->delete_sandbox(id);
+    sandboxes_.erase(id);
+  };
+  if (auto d = make_dirs(sandbox_dir(id), 0700); !d.ok()) {
+    return call->fail(d.error());
+  }
+  if (auto s = save(r); !s.ok()) {
+    cleanup();
+    return call->fail(s.error());
+  }
+  SandboxEntry& e = *row;
+  sandboxes_[id] = std::move(row);
+  if (!p.value("start", true)) {
+    emit("created", e.row);
+    return call->reply(describe(e));
+  }
+  launch(e, [this, call, id, cleanup](Result<void> r) {
+    if (!r.ok()) {
+      cleanup();  // a failed create leaves nothing behind
+      return call->fail(r.error());
+    }
+    SandboxEntry* e = entry(id);
+    emit("created", e->row);
+    emit("started", e->row);
+    call->reply(describe(*e));
+  });
+}
+
+void Daemon::sandbox_start(CallPtr call) {
+  auto e = find(call->caller(), call->params()["id"]);
+  if (!e.ok()) {
+    return call->fail(e.error());
+  }
+  SandboxEntry& s = **e;
+  if (s.row.state == "running" || s.launch) {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is already running", s.row.name));
+  }
+  if (s.removing) {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is being removed", s.row.name));
+  }
+  const std::string id = s.row.id;
+  launch(s, [this, call, id](Result<void> r) {
+    if (!r.ok()) {
+      return call->fail(r.error());
+    }
+    SandboxEntry* e = entry(id);
+    emit("started", e->row);
+    call->reply(describe(*e));
+  });
+}
+
+void Daemon::sandbox_stop(CallPtr call) {
+  auto e = find(call->caller(), call->params()["id"]);
+  if (!e.ok()) {
+    return call->fail(e.error());
+  }
+  if ((*e)->launch) {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is starting", (*e)->row.name));
+  }
+  const std::string id = (*e)->row.id;
+  stop(**e, grace_ms(call->params()), [this, call, id] {
+    SandboxEntry* e = entry(id);
+    e != nullptr ? call->reply(describe(*e))
+                 : call->fail(api::api_error(api::kNotFound, "sandbox '{}' was removed meanwhile", id));
+  });
+}
+
+void Daemon::sandbox_restart(CallPtr call) {
+  auto e = find(call->caller(), call->params()["id"]);
+  if (!e.ok()) {
+    return call->fail(e.error());
+  }
+  if ((*e)->launch || (*e)->removing) {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is starting or being removed",
+                                     (*e)->row.name));
+  }
+  const std::string id = (*e)->row.id;
+  stop(**e, grace_ms(call->params()), [this, call, id] {
+    SandboxEntry* e = entry(id);
+    if (e == nullptr || e->removing) {
+      return call->fail(api::api_error(api::kNotFound, "sandbox '{}' was removed meanwhile", id));
+    }
+    launch(*e, [this, call, id](Result<void> r) {
+      if (!r.ok()) {
+        return call->fail(r.error());
+      }
+      SandboxEntry* e = entry(id);
+      emit("started", e->row);
+      call->reply(describe(*e));
+    });
+  });
+}
+
+void Daemon::sandbox_kill(CallPtr call) {
+  auto e = find(call->caller(), call->params()["id"]);
+  if (!e.ok()) {
+    return call->fail(e.error());
+  }
+  auto sig = parse_signal(call->params().value("signal", json("KILL")), "signal");
+  if (!sig.ok()) {
+    return call->fail(sig.error());
+  }
+  if ((*e)->row.state != "running") {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is not running", (*e)->row.name));
+  }
+  auto r = signal_init((*e)->row, *sig);
+  r.ok() ? call->reply(json::object()) : call->fail(r.error());
+}
+
+void Daemon::sandbox_remove(CallPtr call) {
+  auto e = find(call->caller(), call->params()["id"]);
+  if (!e.ok()) {
+    return call->fail(e.error());
+  }
+  SandboxEntry& s = **e;
+  bool force = call->params().value("force", false);
+  if ((s.row.state == "running" || s.launch) && !force) {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is running: stop it first or use force",
+                                     s.row.name));
+  }
+  if (s.launch) {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is starting; try again", s.row.name));
+  }
+  if (s.removing && s.row.state == "running") {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is already being removed", s.row.name));
+  }
+  s.removing = true;
+  const std::string id = s.row.id;
+  stop(s, 0, [this, call, id] {
+    SandboxEntry* e = entry(id);
+    if (e == nullptr) {
+      return call->reply(json::object());
+    }
+    auto r = remove(*e);
+    if (!r.ok()) {
+      if (SandboxEntry* left = entry(id)) {
+        left->removing = false;
+      }
+      log_error("sandbox={}: {}", id, r.error().message());
+      return call->fail(r.error());
+    }
+    call->reply(json::object());
+  });
+}
+
+void Daemon::sandbox_list(CallPtr call) {
+  const json& p = call->params();
+  std::string state = p.value("state", "");
+  std::vector<std::pair<std::string, std::optional<std::string>>> labels_wanted;  // key, and value when given
+  if (p.contains("label")) {
+    for (const auto& l : p["label"].is_array() ? p["label"] : json::array({p["label"]})) {
+      std::string text = l.get<std::string>();
+      size_t eq = text.find('=');
+      labels_wanted.emplace_back(text.substr(0, eq), eq == std::string::npos ? std::nullopt
+                                                                               : std::optional(text.substr(eq + 1)));
+    }
+  }
+  json out = json::array();
+  for (const auto& [id, e] : sandboxes_) {
+    const SandboxRow& r = e->row;
+    if (!may_see(call->caller(), r) || (!state.empty() && r.state != state) ||
+        (p.contains("owner") && r.owner_uid != p["owner"].get<uint32_t>()) ||
+        (p.contains("tenant") && r.tenant != p["tenant"].get<std::string>())) {
+      continue;
+    }
+    json labels = r.spec.value("labels", json::object());
+    bool match = true;
+    for (const auto& [key, value] : labels_wanted) {
+      match = match && labels.contains(key) && (!value || labels[key] == *value);
+    }
+    if (!match) {
+      continue;
+    }
+    out.push_back(describe(*e));
+  }
+  call->reply({{"sandboxes", out}});
+}
+
+void Daemon::sandbox_inspect(CallPtr call) {
+  auto e = find(call->caller(), call->params()["id"]);
+  e.ok() ? call->reply(describe(**e)) : call->fail(e.error());
+}
+
+void Daemon::sandbox_stats(CallPtr call) {
+  auto e = find(call->caller(), call->params()["id"]);
+  if (!e.ok()) {
+    return call->fail(e.error());
+  }
+  if ((*e)->row.state != "running") {
+    return call->fail(api::api_error(api::kInvalidState, "sandbox '{}' is not running", (*e)->row.name));
+  }
+  auto s = runtime_->stats((*e)->row.id);
+  if (!s.ok()) {
+    return call->fail(s.error());
+  }
+  call->reply({{"cpu_usage_usec", s->cpu_usage_usec}, {"cpu_nr_periods", s->cpu_nr_periods},
+               {"cpu_nr_throttled", s->cpu_nr_throttled}, {"cpu_throttled_usec", s->cpu_throttled_usec},
+               {"memory_current", s->memory_current}, {"memory_peak", s->memory_peak},
+               {"oom_kills", s->oom_kills}, {"pids_current", s->pids_current}});
+}
+
+// ---- re-adoption ----
+
+void Daemon::adopt(SandboxEntry& e) {
+  const std::string id = e.row.id;
+  if (e.row.monitor_pid != 0) {
+    auto pidfd = open_pidfd_checked(e.row.monitor_pid, e.row.monitor_start);
+    if (pidfd.ok()) {
+      auto w = ProcessWatch::start(loop_, e.row.monitor_pid, std::move(*pidfd),
+                                   [this, id](std::optional<int> st) { on_run_end(id, st); });
+      if (w.ok()) {
+        e.monitor = std::move(*w);
+        log_info("sandbox={}: re-adopted (monitor {})", id, e.row.monitor_pid);
+        return;
+      }
+    }
+  }
+  // No monitor: on_run_end takes the exit record, or watches a still-running init, or frees what is left.
+  on_run_end(id, std::nullopt);
+  if (SandboxEntry* again = entry(id); again != nullptr && again->watching_init) {
+    log_info("sandbox={}: re-adopted without its monitor (watching init)", id);
+  }
+}
+
+}  // namespace sbx::daemon

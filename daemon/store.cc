@@ -1,0 +1,312 @@
+#include "daemon/store.h"
+
+#include "api/protocol.h"
+
+#include <sqlite3.h>
+
+#include <functional>
+#include <variant>
+
+namespace sbx::daemon {
+
+namespace {
+
+// Each entry takes the schema from version i to i + 1. Append only; never edit a released one.
+const char* const kMigrations[] = {
+    R"sql(
+    CREATE TABLE sandboxes (
+      id TEXT PRIMARY KEY, name TEXT NOT NULL, owner_uid INTEGER NOT NULL, tenant TEXT NOT NULL,
+      state TEXT NOT NULL, spec TEXT NOT NULL, created_at INTEGER NOT NULL, started_at INTEGER NOT NULL,
+      finished_at INTEGER NOT NULL, exit_code INTEGER, exit_signal INTEGER, oom_killed INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL, monitor_pid INTEGER NOT NULL, monitor_start INTEGER NOT NULL,
+      error TEXT NOT NULL);
+    CREATE TABLE execs (
+      exec_id TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL, owner_uid INTEGER NOT NULL, tenant TEXT NOT NULL,
+      argv TEXT NOT NULL, caller_uid INTEGER NOT NULL, started_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+      exit_code INTEGER, signal INTEGER, timed_out INTEGER NOT NULL, oom_killed INTEGER NOT NULL,
+      cpu_user_us INTEGER NOT NULL, cpu_system_us INTEGER NOT NULL, peak_rss_bytes INTEGER NOT NULL,
+      error TEXT NOT NULL);
+    CREATE INDEX execs_by_sandbox ON execs (sandbox_id, started_at);
+    CREATE TABLE events (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, type TEXT NOT NULL, sandbox_id TEXT NOT NULL,
+      name TEXT NOT NULL, owner_uid INTEGER NOT NULL, tenant TEXT NOT NULL, details TEXT NOT NULL);
+    CREATE INDEX events_by_sandbox ON events (sandbox_id, seq);
+    )sql",
+};
+constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+struct StmtDeleter {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
+
+// One bound value: sqlite's three types we use, and NULL for an empty optional.
+using Value = std::variant<std::monostate, int64_t, std::string>;
+
+Value opt(const std::optional<int>& v) { return v ? Value(int64_t(*v)) : Value(); }
+
+std::optional<int> column_opt_int(sqlite3_stmt* s, int col) {
+  if (sqlite3_column_type(s, col) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  return sqlite3_column_int(s, col);
+}
+
+std::string column_text(sqlite3_stmt* s, int col) {
+  const unsigned char* t = sqlite3_column_text(s, col);
+  return t != nullptr ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+}
+
+json column_json(sqlite3_stmt* s, int col) {
+  json j = json::parse(column_text(s, col), nullptr, false);
+  return j.is_discarded() ? json() : j;
+}
+
+}  // namespace
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  int version = 0;
+
+  ~Impl() {
+    if (db != nullptr) {
+      sqlite3_close_v2(db);
+    }
+  }
+
+  Error sql_error(std::string_view what) const {
+    return make_error("database: {}: {}", what, db != nullptr ? sqlite3_errmsg(db) : "out of memory");
+  }
+
+  Result<void> exec(const char* sql, std::string_view what) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string text = msg != nullptr ? msg : "unknown error";
+      sqlite3_free(msg);
+      return make_error("database: {}: {}", what, text);
+    }
+    return ok();
+  }
+
+  Result<Stmt> prepare(std::string_view sql, const std::vector<Value>& values) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr) != SQLITE_OK) {
+      return sql_error("prepare");
+    }
+    Stmt stmt(raw);
+    for (size_t i = 0; i < values.size(); ++i) {
+      int idx = static_cast<int>(i + 1);
+      int rc = SQLITE_OK;
+      if (const auto* n = std::get_if<int64_t>(&values[i])) {
+        rc = sqlite3_bind_int64(raw, idx, *n);
+      } else if (const auto* t = std::get_if<std::string>(&values[i])) {
+        rc = sqlite3_bind_text(raw, idx, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
+      } else {
+        rc = sqlite3_bind_null(raw, idx);
+      }
+      if (rc != SQLITE_OK) {
+        return sql_error("bind");
+      }
+    }
+    return stmt;
+  }
+
+  Result<void> run(std::string_view sql, const std::vector<Value>& values) {
+    SBX_ASSIGN(Stmt stmt, prepare(sql, values));
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
+      return sql_error("write");
+    }
+    return ok();
+  }
+
+  Result<void> query(std::string_view sql, const std::vector<Value>& values,
+                     const std::function<void(sqlite3_stmt*)>& row) {
+    SBX_ASSIGN(Stmt stmt, prepare(sql, values));
+    for (;;) {
+      int rc = sqlite3_step(stmt.get());
+      if (rc == SQLITE_DONE) {
+        return ok();
+      }
+      if (rc != SQLITE_ROW) {
+        return sql_error("read");
+      }
+      row(stmt.get());
+    }
+  }
+
+  Result<void> migrate() {
+    SBX_TRY(query("PRAGMA user_version", {}, [&](sqlite3_stmt* s) { version = sqlite3_column_int(s, 0); }));
+    if (version > kSchemaVersion) {
+      return make_error("database: schema version {} is newer than this sbxd knows ({}); refusing to touch it",
+                        version, kSchemaVersion);
+    }
+    while (version < kSchemaVersion) {
+      SBX_TRY(exec("BEGIN IMMEDIATE", "begin migration"));
+      auto r = exec(kMigrations[version], fmt::format("migrate schema {} -> {}", version, version + 1));
+      if (r.ok()) {
+        r = exec(fmt::format("PRAGMA user_version = {}", version + 1).c_str(), "set schema version");
+      }
+      if (!r.ok()) {
+        (void)exec("ROLLBACK", "roll back migration");
+        return r;
+      }
+      SBX_TRY(exec("COMMIT", "commit migration"));
+      ++version;
+    }
+    return ok();
+  }
+
+  // " AND sandbox_id = ? AND owner_uid = ? ..." for the set fields of a filter.
+  static std::string filter_sql(const RecordFilter& f, std::vector<Value>* values) {
+    std::string sql = " WHERE 1=1";
+    if (!f.sandbox_id.empty()) {
+      sql += " AND sandbox_id = ?";
+      values->push_back(f.sandbox_id);
+    }
+    if (f.owner_uid) {
+      sql += " AND owner_uid = ?";
+      values->push_back(int64_t(*f.owner_uid));
+    }
+    if (f.tenant) {
+      sql += " AND tenant = ?";
+      values->push_back(*f.tenant);
+    }
+    return sql;
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr) != SQLITE_OK) {
+    return impl->sql_error(fmt::format("open '{}'", path));
+  }
+  sqlite3_busy_timeout(impl->db, 5000);
+  SBX_TRY_CTX(impl->exec("PRAGMA journal_mode = WAL", "enable WAL"), "open '{}'", path);
+  SBX_TRY_CTX(impl->exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", "set pragmas"), "open '{}'",
+              path);
+  SBX_TRY_CTX(impl->migrate(), "open '{}'", path);
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+int Store::schema_version() const { return impl_->version; }
+
+Result<std::vector<SandboxRow>> Store::sandboxes() {
+  std::vector<SandboxRow> rows;
+  SBX_TRY(impl_->query(
+      "SELECT id, name, owner_uid, tenant, state, spec, created_at, started_at, finished_at, exit_code, "
+      "exit_signal, oom_killed, expires_at, monitor_pid, monitor_start, error FROM sandboxes ORDER BY created_at",
+      {}, [&](sqlite3_stmt* s) {
+        SandboxRow r;
+        r.id = column_text(s, 0);
+        r.name = column_text(s, 1);
+        r.owner_uid = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
+        r.tenant = column_text(s, 3);
+        r.state = column_text(s, 4);
+        r.spec = column_json(s, 5);
+        r.created_at = sqlite3_column_int64(s, 6);
+        r.started_at = sqlite3_column_int64(s, 7);
+        r.finished_at = sqlite3_column_int64(s, 8);
+        r.exit_code = column_opt_int(s, 9);
+        r.exit_signal = column_opt_int(s, 10);
+        r.oom_killed = sqlite3_column_int(s, 11) != 0;
+        r.expires_at = sqlite3_column_int64(s, 12);
+        r.monitor_pid = sqlite3_column_int(s, 13);
+        r.monitor_start = static_cast<uint64_t>(sqlite3_column_int64(s, 14));
+        r.error = column_text(s, 15);
+        rows.push_back(std::move(r));
+      }));
+  return rows;
+}
+
+Result<void> Store::put_sandbox(const SandboxRow& r) {
+  return impl_->run(
+      "INSERT OR REPLACE INTO sandboxes (id, name, owner_uid, tenant, state, spec, created_at, started_at, "
+      "finished_at, exit_code, exit_signal, oom_killed, expires_at, monitor_pid, monitor_start, error) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {r.id, r.name, int64_t(r.owner_uid), r.tenant, r.state, api::dump_json(r.spec), r.created_at, r.started_at,
+       r.finished_at, opt(r.exit_code), opt(r.exit_signal), int64_t(r.oom_killed), r.expires_at,
+       int64_t(r.monitor_pid), int64_t(r.monitor_start), r.error});
+}
+
+Result<void> Store::delete_sandbox(const std::string& id) {
+  return impl_->run("DELETE FROM sandboxes WHERE id = ?", {id});
+}
+
+Result<void> Store::add_exec(const ExecRow& r) {
+  return impl_->run(
+      "INSERT INTO execs (exec_id, sandbox_id, owner_uid, tenant, argv, caller_uid, started_at, duration_ms, "
+      "exit_code, signal, timed_out, oom_killed, cpu_user_us, cpu_system_us, peak_rss_bytes, error) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {r.exec_id, r.sandbox_id, int64_t(r.owner_uid), r.tenant, api::dump_json(r.argv), int64_t(r.caller_uid), r.started_at,
+       r.duration_ms, opt(r.exit_code), opt(r.signal), int64_t(r.timed_out), int64_t(r.oom_killed), r.cpu_user_us,
+       r.cpu_system_us, r.peak_rss_bytes, r.error});
+}
+
+Result<std::vector<ExecRow>> Store::execs(const RecordFilter& filter, int limit) {
+  std::vector<Value> values;
+  std::string sql =
+      "SELECT * FROM (SELECT exec_id, sandbox_id, owner_uid, tenant, argv, caller_uid, started_at, duration_ms, "
+      "exit_code, signal, timed_out, oom_killed, cpu_user_us, cpu_system_us, peak_rss_bytes, error, rowid "
+      "FROM execs" +
+      Impl::filter_sql(filter, &values) + " ORDER BY rowid DESC LIMIT ?) ORDER BY rowid";
+  values.push_back(int64_t(limit));
+  std::vector<ExecRow> rows;
+  SBX_TRY(impl_->query(sql, values, [&](sqlite3_stmt* s) {
+    ExecRow r;
+    r.exec_id = column_text(s, 0);
+    r.sandbox_id = column_text(s, 1);
+    r.owner_uid = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
+    r.tenant = column_text(s, 3);
+    r.argv = column_json(s, 4);
+    r.caller_uid = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
+    r.started_at = sqlite3_column_int64(s, 6);
+    r.duration_ms = sqlite3_column_int64(s, 7);
+    r.exit_code = column_opt_int(s, 8);
+    r.signal = column_opt_int(s, 9);
+    r.timed_out = sqlite3_column_int(s, 10) != 0;
+    r.oom_killed = sqlite3_column_int(s, 11) != 0;
+    r.cpu_user_us = sqlite3_column_int64(s, 12);
+    r.cpu_system_us = sqlite3_column_int64(s, 13);
+    r.peak_rss_bytes = sqlite3_column_int64(s, 14);
+    r.error = column_text(s, 15);
+    rows.push_back(std::move(r));
+  }));
+  return rows;
+}
+
+Result<int64_t> Store::add_event(EventRow r) {
+  SBX_TRY(impl_->run("INSERT INTO events (time, type, sandbox_id, name, owner_uid, tenant, details) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     {r.time, r.type, r.sandbox_id, r.name, int64_t(r.owner_uid), r.tenant, api::dump_json(r.details)}));
+  return sqlite3_last_insert_rowid(impl_->db);
+}
+
+Result<std::vector<EventRow>> Store::events(const RecordFilter& filter, int limit) {
+  std::vector<Value> values;
+  std::string sql =
+      "SELECT * FROM (SELECT seq, time, type, sandbox_id, name, owner_uid, tenant, details FROM events" +
+      Impl::filter_sql(filter, &values) + " ORDER BY seq DESC LIMIT ?) ORDER BY seq";
+  values.push_back(int64_t(limit));
+  std::vector<EventRow> rows;
+  SBX_TRY(impl_->query(sql, values, [&](sqlite3_stmt* s) {
+    EventRow r;
+    r.seq = sqlite3_column_int64(s, 0);
+    r.time = sqlite3_column_int64(s, 1);
+    r.type = column_text(s, 2);
+    r.sandbox_id = column_text(s, 3);
+    r.name = column_text(s, 4);
+    r.owner_uid = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
+    r.tenant = column_text(s, 6);
+    r.details = column_json(s, 7);
+    rows.push_back(std::move(r));
+  }));
+  return rows;
+}
+
+Result<void> Store::check() { return impl_->query("SELECT count(*) FROM sandboxes", {}, [](sqlite3_stmt*) {}); }
+
+}  // namespace sbx::daemon

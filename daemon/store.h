@@ -1,0 +1,102 @@
+#pragma once
+// The daemon's persistent state: one sqlite database (WAL) under the state dir, schema versioned with
+// PRAGMA user_version and migrated forward at open. Sandboxes (their request, owner and lifecycle), every exec
+// and every event are recorded; sandbox rows go when the sandbox is removed, exec and event rows stay (the audit
+// trail). All calls are synchronous: the database is local and the statements are small.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace sbx::daemon {
+
+using json = nlohmann::json;
+
+struct SandboxRow {
+  std::string id;
+  std::string name;
+  uint32_t owner_uid = 0;
+  std::string tenant;
+  std::string state;  // created | running | exited
+  json spec;          // the normalized create request
+  int64_t created_at = 0;  // epoch ms; 0: never
+  int64_t started_at = 0;
+  int64_t finished_at = 0;
+  std::optional<int> exit_code;
+  std::optional<int> exit_signal;
+  bool oom_killed = false;
+  int64_t expires_at = 0;  // epoch ms; 0: no TTL
+  int monitor_pid = 0;
+  uint64_t monitor_start = 0;  // /proc/<pid>/stat start time of the monitor, against pid reuse
+  std::string error;           // why the last run ended abnormally, if it did
+};
+
+struct ExecRow {
+  std::string exec_id;
+  std::string sandbox_id;
+  uint32_t owner_uid = 0;  // the sandbox's owner and tenant, for who may read the record
+  std::string tenant;
+  json argv;
+  uint32_t caller_uid = 0;
+  int64_t started_at = 0;
+  int64_t duration_ms = 0;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  bool timed_out = false;
+  bool oom_killed = false;
+  int64_t cpu_user_us = 0;
+  int64_t cpu_system_us = 0;
+  int64_t peak_rss_bytes = 0;
+  std::string error;
+};
+
+struct EventRow {
+  int64_t seq = 0;
+  int64_t time = 0;
+  std::string type;
+  std::string sandbox_id;
+  std::string name;
+  uint32_t owner_uid = 0;
+  std::string tenant;
+  json details;
+};
+
+// Which exec and event records a query returns; unset fields match everything.
+struct RecordFilter {
+  std::string sandbox_id;
+  std::optional<uint32_t> owner_uid;
+  std::optional<std::string> tenant;
+};
+
+class Store {
+ public:
+  // Opens (creating) the database and migrates it to the current schema.
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  int schema_version() const;
+
+  Result<std::vector<SandboxRow>> sandboxes();
+  Result<void> put_sandbox(const SandboxRow& row);  // insert or replace
+  Result<void> delete_sandbox(const std::string& id);
+
+  Result<void> add_exec(const ExecRow& row);
+  // The newest `limit` records matching the filter, returned oldest first.
+  Result<std::vector<ExecRow>> execs(const RecordFilter& filter, int limit);
+
+  Result<int64_t> add_event(EventRow row);  // returns its seq
+  Result<std::vector<EventRow>> events(const RecordFilter& filter, int limit);
+
+  Result<void> check();  // a trivial query: is the database usable?
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sbx::daemon
