@@ -1,0 +1,68 @@
+#pragma once
+// sbxctl's subcommands: each takes the parsed options, talks to sbxd and returns the process's exit status.
+// Errors go to stderr as "sbxctl: <message>" with status 125; exec and run return their command's status.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/client.h"
+#include "cli/args.h"
+
+namespace sbx::cli {
+
+inline constexpr int kExitError = 125;
+
+struct Globals {
+  std::string socket;
+  bool json = false;
+  std::string tenant;
+};
+
+struct ListOptions {
+  std::string state;
+  std::vector<std::string> labels;
+  std::string owner;
+  bool quiet = false;
+};
+
+struct EventsOptions {
+  std::vector<std::string> types;
+  std::string sandbox;
+  std::string history;  // count of past events to show first
+  bool no_follow = false;
+};
+
+// Shared by the commands (common.cc).
+int fail(const Error& error);
+int fail(std::string_view message);
+void warn(std::string_view message);
+Result<api::Client> connect(const Globals& g);
+void print_json(const json& value);
+void print_text(std::string_view text);
+// Writes raw bytes to fd 1 or 2 (binary safe, whole).
+Result<void> write_out(int fd, std::string_view data);
+// The current directory, for making relative host paths absolute.
+std::string current_dir();
+// Reads all of stdin.
+Result<std::string> read_stdin();
+std::string sandbox_id(const json& sandbox);
+
+int cmd_create(const Globals& g, const CreateOptions& o);
+int cmd_run(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool read_input, bool keep);
+int cmd_exec(const Globals& g, const std::string& id, const std::vector<std::string>& argv, const ExecOptions& e,
+             bool read_input);
+int cmd_logs(const Globals& g, const std::string& id, bool follow, const std::string& tail);
+
+int cmd_ls(const Globals& g, const ListOptions& o);
+int cmd_inspect(const Globals& g, const std::vector<std::string>& ids);
+// start, stop, restart, kill, rm: one call per sandbox with the same extra params.
+int cmd_each(const Globals& g, const std::string& method, const std::vector<std::string>& ids, const json& extra);
+int cmd_stats(const Globals& g, const std::vector<std::string>& ids);
+
+int cmd_cp(const Globals& g, const std::string& src, const std::string& dst);
+
+int cmd_info(const Globals& g);
+int cmd_events(const Globals& g, const EventsOptions& o);
+int cmd_execs(const Globals& g, const std::string& id, const std::string& limit);
+
+}  // namespace sbx::cli
