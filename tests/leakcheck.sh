@@ -11,9 +11,15 @@ leaks=$(
     nft list tables 2>/dev/null | awk '/sbx/ { print "nft:     " $0 }'
     for comm in /proc/[0-9]*/comm; do
       name=$(cat "$comm" 2>/dev/null) || continue
+      pid=${comm#/proc/}
+      pid=${pid%/comm}
       case $name in
-        sbx-init|sbx-probe) pid=${comm#/proc/}; echo "process: ${pid%/comm} ($name)" ;;
+        sbx-init|sbx-probe|sbx-monitor) echo "process: $pid ($name)" ;;
       esac
+      # A test's own sbxd (tests/daemon names its cgroup parent sbx-test-daemon-<pid>).
+      if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- '--cgroup-parent-name sbx-test'; then
+        echo "process: $pid (a test's sbxd)"
+      fi
     done
   } 2>/dev/null
 )

@@ -1,0 +1,153 @@
+// Sandboxes outlive sbxd: after SIGKILL (a crash) or SIGTERM, they keep running, and the next sbxd on the same
+// dirs re-adopts them; one whose main command ended meanwhile is reported exited with its exit code.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "api/protocol.h"
+#include "base/file.h"
+#include "tests/daemon/fixture.h"
+
+using namespace sbx;
+using namespace sbx::itest;
+
+namespace {
+
+// Brings the test daemon back if a test fails while it is down.
+struct DaemonBack {
+  ~DaemonBack() {
+    DaemonProcess& d = TestEnv::get().daemon();
+    if (!d.running()) {
+      std::string error = d.launch();
+      if (!error.empty()) {
+        std::fprintf(stderr, "daemon_tests: restart sbxd: %s\n", error.c_str());
+      }
+    }
+  }
+};
+
+bool logs_contain(const std::string& id, const std::string& text) {
+  return logs_of(id).find(text) != std::string::npos;
+}
+
+const std::string kWaitForGo = "while [ ! -e /tmp/go ]; do sleep 1; done";
+
+// An exec whose tree has three processes, one of them in a session of its own; the foreground one stays.
+const std::string kTree = "sleep 1000 & setsid sleep 1000 & sleep 1000";
+
+int count_sleeps(const std::string& id) {
+  std::string ps = sh(id, "ps -o args");
+  int n = 0;
+  for (size_t pos = 0; (pos = ps.find("sleep 1000", pos)) != std::string::npos; pos += 10) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("daemon.restart") {
+
+TEST_CASE("after SIGKILL of sbxd the sandboxes run on, and the next sbxd re-adopts them") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  Sandbox idle;
+  Sandbox talker(json{{"cmd", {"sh", "-c", "echo before; " + kWaitForGo + "; echo after"}}});
+  Sandbox ender(json{{"cmd", {"sh", "-c", "echo waiting; " + kWaitForGo + "; exit 5"}}});
+  DaemonBack back;  // destroyed before the sandboxes, so their guards find a daemon
+  REQUIRE(wait_until([&] { return logs_contain(talker.id(), "before\n"); }));
+  REQUIRE(wait_until([&] { return logs_contain(ender.id(), "waiting\n"); }));
+  const Proc idle_init = proc(run_state(idle.id())["init_pid"].get<int>());
+  const Proc talker_init = proc(run_state(talker.id())["init_pid"].get<int>());
+  const Proc ender_init = proc(run_state(ender.id())["init_pid"].get<int>());
+  const Proc ender_monitor = proc(ender.inspect()["monitor_pid"].get<int>());
+  const Proc talker_monitor = proc(talker.inspect()["monitor_pid"].get<int>());
+
+  d.kill9();
+  CHECK(idle_init.alive());
+  CHECK(talker_init.alive());
+  CHECK(ender_init.alive());
+  CHECK(talker_monitor.alive());
+  // End one main command while no daemon runs, through the sandbox's root as the host sees it from the main
+  // command (init itself is not dumpable).
+  const std::string children = host_file(fmt::format("/proc/{}/task/{}/children", ender_init.pid, ender_init.pid));
+  const int ender_main = std::atoi(children.c_str());
+  REQUIRE(ender_main > 0);
+  REQUIRE(create_file(fmt::format("/proc/{}/root/tmp/go", ender_main), "").ok());
+  REQUIRE(wait_until([&] { return !ender_init.alive() && !ender_monitor.alive(); }));
+  CHECK(idle_init.alive());
+  CHECK(talker_init.alive());
+
+  d.start();
+  CHECK(idle.state() == "running");
+  CHECK(talker.state() == "running");
+  json e = ender.inspect();
+  CHECK(e["state"] == "exited");
+  CHECK(e["exit_code"] == 5);
+  CHECK(e["exit_signal"].is_null());
+  CHECK(run_state(idle.id())["init_pid"] == idle_init.pid);  // the same sandbox, not a new one
+
+  CHECK(sh(idle.id(), "echo still here") == "still here\n");
+  CHECK(sh(talker.id(), "echo me too") == "me too\n");
+  CHECK(logs_of(talker.id()) == "before\n");
+  CHECK(logs_of(ender.id()) == "waiting\n");
+  json events = call_ok("events.list", {{"id", ender.id()}})["events"];
+  REQUIRE(!events.empty());
+  CHECK(events.back()["type"] == "exited");
+  CHECK(events.back()["details"]["exit_code"] == 5);
+
+  // The re-adopted sandboxes behave as any other: their end is noticed, stop works.
+  call_ok("file.write", {{"id", talker.id()}, {"path", "/tmp/go"}, {"data_b64", ""}});
+  REQUIRE(wait_until([&] { return talker.state() == "exited"; }));
+  CHECK(talker.inspect()["exit_code"] == 0);
+  CHECK(logs_of(talker.id()) == "before\nafter\n");
+  json stopped = call_ok("sandbox.stop", {{"id", idle.id()}, {"timeout", 5}});
+  CHECK(stopped["state"] == "exited");
+  CHECK(!idle_init.alive());
+  CHECK(call_ok("sandbox.start", {{"id", idle.id()}})["state"] == "running");
+}
+
+TEST_CASE("a daemon stopped with SIGTERM leaves the sandboxes running; the next one takes them over") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  Sandbox s(json{{"cmd", {"sh", "-c", "echo hello; sleep 1000"}}});
+  DaemonBack back;
+  REQUIRE(wait_until([&] { return logs_contain(s.id(), "hello\n"); }));
+  const Proc init = proc(run_state(s.id())["init_pid"].get<int>());
+  d.stop();
+  CHECK(!std::filesystem::exists(d.socket()));
+  CHECK(init.alive());
+  d.start();
+  CHECK(s.state() == "running");
+  CHECK(sh(s.id(), "echo ok") == "ok\n");
+  CHECK(call_ok("sandbox.remove", {{"id", s.id()}, {"force", true}}) == json::object());
+  CHECK(!init.alive());
+}
+
+TEST_CASE("a created sandbox stays created across a daemon crash, and starts afterwards") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  Sandbox created(json{{"start", false}});
+  DaemonBack back;
+  d.kill9();
+  d.start();
+  CHECK(created.state() == "created");
+  CHECK(call_ok("sandbox.start", {{"id", created.id()}})["state"] == "running");
+}
+
+TEST_CASE("execs running when sbxd dies are killed, tree and all; their sandbox runs on") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  Sandbox s;
+  DaemonBack back;
+  {
+    RawConnection raw(d.socket());
+    raw.send(api::encode_request(1, "sandbox.exec", {{"id", s.id()}, {"argv", {"sh", "-c", kTree}}}) + "\n");
+    REQUIRE(wait_until([&] { return count_sleeps(s.id()) == 3; }));
+    d.kill9();
+  }
+  const Proc init = proc(run_state(s.id())["init_pid"].get<int>());
+  CHECK(init.alive());
+  d.start();
+  CHECK(wait_until([&] { return count_sleeps(s.id()) == 0; }));
+  CHECK(s.state() == "running");
+}
+
+}  // TEST_SUITE
