@@ -5,14 +5,24 @@ Input: a directory with one file per (case, runtime), "<case>.<runtime>.txt", ea
 of sbx-bench-oneshot or crun-oneshot.py (warmup lines are ignored). Cases and their titles come from --case.
 
 Usage: report.py --data DIR --out FILE --case KEY=TITLE... [--note TEXT]... [--runs N --warmup N --rounds N]
+
+RESULTS.md holds one section per part of the benchmark (this runtime one, and daemon-report.py's), each between
+"<!-- NAME: begin -->" and "<!-- NAME: end -->" lines; a report replaces only its own section (update_section).
 """
 import argparse
 import datetime
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
+
+RESULTS_TITLE = "# sbx vs crun: benchmark results"
+RESULTS_INTRO = ("Written by `bench/run` (see `bench/README.md` for the methods and how the two sides are kept "
+                 "equivalent). Each section is rewritten only when its part of the benchmark runs again, so the "
+                 "sections may date from different runs: each says when it was measured.")
+SECTION_ORDER = ["runtime", "daemon"]
 
 RUNTIMES = [
     ("sbx", "sbx"),
@@ -151,16 +161,48 @@ def ratio_table(rows):
     return out
 
 
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def machine_table():
+    return ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in machine()]
+
+
+def read_sections(path):
+    """{name: [lines]} of the marked sections in an existing RESULTS.md (none when absent or unmarked)."""
+    sections = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return sections
+    for m in re.finditer(r"^<!-- (\w+): begin -->\n(.*?)^<!-- \1: end -->$", text, re.S | re.M):
+        sections[m.group(1)] = m.group(2).rstrip("\n").split("\n")
+    return sections
+
+
+def update_section(path, name, lines):
+    """Writes RESULTS.md with section `name` replaced by `lines`, keeping the other sections as they are."""
+    sections = read_sections(path)
+    sections[name] = lines
+    out = [RESULTS_TITLE, "", RESULTS_INTRO]
+    for key in SECTION_ORDER + sorted(k for k in sections if k not in SECTION_ORDER):
+        if key in sections:
+            out += ["", f"<!-- {key}: begin -->"] + sections[key] + [f"<!-- {key}: end -->"]
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(out) + "\n")
+    os.replace(path + ".tmp", path)
+
+
 def write_results(path, rows, args):
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["# sbx vs crun: one-shot sandbox latency", "",
-             f"Measured {now} by `bench/run` (see `bench/README.md` for the method and how the two sides are kept "
-             "equivalent).", "", "## Machine", "", "| | |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in machine()]
-    lines += ["", "## Results", "", "```"] + [summary_line(title, stats) for _, title, stats in rows] + ["```", ""]
+    lines = ["## Runtime library: one-shot sandbox latency (`sbx-bench-oneshot` vs `crun run`)", "",
+             f"Measured {utc_now()} by `bench/run`.", "", "### Machine", ""]
+    lines += machine_table()
+    lines += ["", "### Results", "", "```"] + [summary_line(title, stats) for _, title, stats in rows] + ["```", ""]
     lines += table(rows)
     lines += ["", "sbx's median as a fraction of each crun variant's:", ""] + ratio_table(rows)
-    lines += ["", "## Method", "",
+    lines += ["", "### Method", "",
               f"- Each case runs {args.rounds} rounds; each round runs sbx, then the three crun variants, "
               f"each with {args.warmup} untimed warm-up runs and then "
               f"{args.runs // max(args.rounds, 1)} timed runs, so the sides alternate and drift hits all alike. "
@@ -181,9 +223,7 @@ def write_results(path, rows, args):
               "`bench/README.md`."]
     for note in args.note:
         lines.append(f"- {note}")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
+    update_section(path, "runtime", lines)
 
 
 def main(argv):
