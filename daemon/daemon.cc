@@ -2,8 +2,12 @@
 
 #include <dirent.h>
 #include <grp.h>
+#include <signal.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -299,6 +303,34 @@ void Daemon::emit(const std::string& type, const SandboxRow& row, json details) 
     }
     sub->call->notify("event", note);
   }
+}
+
+Result<Daemon::MonitorChild> Daemon::start_monitor(const char* mode, const int (&stdio)[3], const json& spec) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    return sys_error("create the socket of an sbx-monitor {}", mode);
+  }
+  Fd ours(sv[0]);
+  Fd theirs(sv[1]);
+  SpawnOptions so;
+  so.path = config_.monitor.empty() ? default_monitor_path() : config_.monitor;
+  so.argv = {"sbx-monitor", mode};
+  for (int i = 0; i < 3; ++i) {
+    so.fds[i] = stdio[i];
+  }
+  so.fds[3] = theirs.get();
+  so.new_session = true;
+  SBX_ASSIGN(Spawned child, spawn_program(so));
+  theirs.reset();
+  // Written while the monitor reads it (a spec can exceed the socket's buffer). A monitor that dies first makes
+  // this fail (EPIPE); it is then killed and reaped here, so a failure leaves no process behind.
+  if (auto w = write_all(ours.get(), api::dump_json(spec) + "\n"); !w.ok()) {
+    ::syscall(SYS_pidfd_send_signal, child.pidfd.get(), SIGKILL, nullptr, 0);
+    siginfo_t info{};
+    ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child.pidfd.get()), &info, WEXITED);
+    return std::move(w).error().context(fmt::format("send sbx-monitor {} its spec", mode));
+  }
+  return MonitorChild{std::move(child), std::move(ours)};
 }
 
 // ---- daemon.* ----

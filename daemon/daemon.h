@@ -76,6 +76,13 @@ class Daemon {
   // Ends an exec session; it is freed on the next loop iteration (never inside its own callbacks).
   void retire_exec(uint64_t token);
   void retire_follower(uint64_t token);
+  // Starts `sbx-monitor <mode>` in a session of its own, with `stdio` as its fds 0-2 (-1: /dev/null) and a
+  // socketpair as fd 3, and sends it `spec` as the first line. Returns the child and the daemon's end of the socket.
+  struct MonitorChild {
+    Spawned child;
+    Fd socket;
+  };
+  Result<MonitorChild> start_monitor(const char* mode, const int (&stdio)[3], const json& spec);
   // Keeps watching a process only to reap it.
   void reap_later(std::unique_ptr<ProcessWatch> watch);
   void on_run_end(const std::string& id, std::optional<int> monitor_status);

@@ -60,26 +60,14 @@ class ExecSession {
     if (!stdin_data.empty()) {
       SBX_ASSIGN(in, make_pipe());
     }
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-      return sys_error("create the exec monitor's socket");
-    }
-    Fd ours(sv[0]);
-    Fd theirs(sv[1]);
-    SpawnOptions so;
-    so.path = d_.config().monitor.empty() ? default_monitor_path() : d_.config().monitor;
-    so.argv = {"sbx-monitor", "exec"};
-    so.fds[0] = in ? in->first.get() : -1;
-    so.fds[1] = out.second.get();
-    so.fds[2] = err.second.get();
-    so.fds[3] = theirs.get();
-    so.new_session = true;
     json spec = {{"runtime", d_.runtime_spec()},
                  {"id", sandbox_id_},
                  {"process", spec_process},
                  {"timeout_ms", static_cast<int64_t>(timeout_s * 1000)}};
-    SBX_TRY(write_all(ours.get(), api::dump_json(spec) + "\n"));
-    SBX_ASSIGN(Spawned child, spawn_program(so));
+    const int stdio[3] = {in ? in->first.get() : -1, out.second.get(), err.second.get()};
+    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_monitor("exec", stdio, spec));
+    Spawned& child = m.child;
+    Fd ours = std::move(m.socket);
     SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), child.pid, std::move(child.pidfd),
                                            [this](std::optional<int>) { on_monitor_exit(); }));
     SBX_TRY(open_stream(&control_, std::move(ours), kControl));

@@ -78,24 +78,12 @@ class Launch {
   void abort(Error error) { fail(std::move(error)); }
 
   Result<void> begin(const json& spec) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-      return sys_error("create the monitor's socket");
-    }
-    Fd ours(sv[0]);
-    Fd theirs(sv[1]);
-    SpawnOptions so;
-    so.path = d_.config().monitor.empty() ? default_monitor_path() : d_.config().monitor;
-    so.argv = {"sbx-monitor", "sandbox"};
-    so.fds[2] = STDERR_FILENO;
-    so.fds[3] = theirs.get();
-    so.new_session = true;
-    SBX_ASSIGN(Spawned child, spawn_program(so));
-    theirs.reset();
-    pid_ = child.pid;
-    SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), child.pid, std::move(child.pidfd),
+    const int stdio[3] = {-1, -1, STDERR_FILENO};
+    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_monitor("sandbox", stdio, spec));
+    Fd ours = std::move(m.socket);
+    pid_ = m.child.pid;
+    SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), m.child.pid, std::move(m.child.pidfd),
                                            [this](std::optional<int> st) { on_exit(st); }));
-    SBX_TRY_CTX(write_all(ours.get(), api::dump_json(spec) + "\n"), "send the monitor its spec");
     pipe_ = UvHandle<uv_pipe_t>::make();
     uv_pipe_init(d_.loop(), pipe_.get(), 0);
     if (int rc = uv_pipe_open(pipe_.get(), ours.get()); rc < 0) {
