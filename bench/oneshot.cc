@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "bench/flags.h"
 #include "base/file.h"
 #include "runtime/plan.h"
 #include "runtime/runtime.h"
@@ -62,24 +63,8 @@ struct Options {
   std::vector<std::string> argv;
 };
 
-// The value after a flag: argv[++i], or an error naming the flag.
-Result<std::string> take_value(int argc, char** argv, int& i) {
-  std::string_view flag = argv[i];
-  if (i + 1 >= argc) {
-    return sbx::make_error("{} needs a value", flag);
-  }
-  return std::string(argv[++i]);
-}
-
-Result<uint64_t> take_count(int argc, char** argv, int& i) {
-  std::string_view flag = argv[i];
-  SBX_ASSIGN(std::string text, take_value(argc, argv, i));
-  auto n = sbx::parse_u64(text);
-  if (!n.ok()) {
-    return sbx::make_error("{}: '{}' is not a number", flag, text);
-  }
-  return *n;
-}
+using sbx::bench::take_count;
+using sbx::bench::take_value;
 
 Result<Options> parse_options(int argc, char** argv) {
   Options opts;
