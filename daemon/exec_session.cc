@@ -36,6 +36,11 @@ class ExecSession {
         tenant_(e.row.tenant) {}
 
   ~ExecSession() {
+    // Ended early (a failed start, the daemon shutting down): the monitor sees its socket close, kills the exec's
+    // tree and exits; it is still our child and must be reaped.
+    if (watch_) {
+      d_.reap_later(std::move(watch_));
+    }
     if (auto conn = call_->connection()) {
       for (uint64_t t : {close_token_, drain_token_}) {
         if (t != 0) {
