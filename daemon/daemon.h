@@ -61,6 +61,8 @@ class Daemon {
   std::string log_path(const std::string& id) const { return sandbox_dir(id) + "/main.log"; }
   std::string exit_path(const std::string& id) const { return sandbox_dir(id) + "/exit.json"; }
   std::string run_state_path(const std::string& id) const { return config_.run_dir + "/" + id + "/state.json"; }
+  // Where a running sandbox's monitor accepts execs (monitor/exec_server.cc).
+  std::string exec_socket_path(const std::string& id) const { return config_.run_dir + "/" + id + "/monitor.sock"; }
   // The runtime's part of a monitor spec.
   json runtime_spec() const;
 

@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include <cstring>
 
 #include "base/file.h"
 #include "daemon/daemon.h"
@@ -25,6 +28,63 @@ Result<std::pair<Fd, Fd>> make_pipe() {
     return sys_error("create a pipe");
   }
   return std::make_pair(Fd(p[0]), Fd(p[1]));
+}
+
+// Connects to a running sandbox's exec socket (kept by its monitor; monitor/exec_server.cc). Fails when the sandbox
+// has none: its monitor is gone (sbxd watches init itself then) or could not create it.
+Result<Fd> connect_exec_socket(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return Error(fmt::format("'{}' is too long for a unix socket address", path), ENAMETOOLONG);
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  // Non-blocking: a monitor that does not accept (its backlog full) is an error, not a daemon that hangs.
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) {
+    return sys_error("create a socket");
+  }
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
+    return sys_error("connect to '{}'", path);
+  }
+  return fd;
+}
+
+// Sends the request line with `fds` attached to its first byte. The socket's buffer normally takes it whole at
+// once; what it does not take is written in blocking mode, bounded by a send timeout.
+Result<void> send_request(int sock, const std::string& line, const std::vector<int>& fds) {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))] = {};
+  struct iovec iov = {const_cast<char*>(line.data()), line.size()};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+  }
+  ssize_t n;
+  while ((n = ::sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  if (n < 0 && errno != EAGAIN) {
+    return sys_error("send the exec request");
+  }
+  size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
+  if (sent == line.size()) {
+    return ok();
+  }
+  if (n < 0) {
+    return Error("send the exec request: the monitor's socket is full", EAGAIN);
+  }
+  struct timeval timeout = {5, 0};
+  ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) & ~O_NONBLOCK);
+  SBX_TRY_CTX(write_all(sock, std::string_view(line).substr(sent)), "send the exec request");
+  return ok();
 }
 
 }  // namespace
@@ -65,16 +125,17 @@ class ExecSession {
     if (!stdin_data.empty()) {
       SBX_ASSIGN(in, make_pipe());
     }
-    json spec = {{"runtime", d_.runtime_spec()},
-                 {"id", sandbox_id_},
-                 {"process", spec_process},
-                 {"timeout_ms", static_cast<int64_t>(timeout_s * 1000)}};
     const int stdio[3] = {in ? in->first.get() : -1, out.second.get(), err.second.get()};
-    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_monitor("exec", stdio, spec));
-    Spawned& child = m.child;
-    Fd ours = std::move(m.socket);
-    SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), child.pid, std::move(child.pidfd),
-                                           [this](std::optional<int>) { on_monitor_exit(); }));
+    const auto timeout_ms = static_cast<int64_t>(timeout_s * 1000);
+    auto served = ask_sandbox_monitor(spec_process, timeout_ms, stdio);
+    Fd ours;
+    if (served.ok()) {
+      ours = std::move(*served);
+    } else {
+      log_debug("sandbox={}: exec {}: {}; starting an sbx-monitor exec", sandbox_id_, exec_id_,
+                served.error().message());
+      SBX_ASSIGN(ours, start_exec_monitor(spec_process, timeout_ms, stdio));
+    }
     SBX_TRY(open_stream(&control_, std::move(ours), kControl));
     SBX_TRY(open_stream(&stdout_, std::move(out.first), kStdout));
     SBX_TRY(open_stream(&stderr_, std::move(err.first), kStderr));
@@ -89,6 +150,31 @@ class ExecSession {
 
  private:
   enum Stream { kControl = 0, kStdout = 1, kStderr = 2 };
+
+  // The fast way: the sandbox's monitor serves the exec from a forked handler. Returns the connection.
+  Result<Fd> ask_sandbox_monitor(const json& process, int64_t timeout_ms, const int (&stdio)[3]) {
+    SBX_ASSIGN(Fd sock, connect_exec_socket(d_.exec_socket_path(sandbox_id_)));
+    json request = {{"process", process}, {"timeout_ms", timeout_ms}, {"fds", json::array()}};
+    std::vector<int> fds;
+    static constexpr const char* kNames[] = {"stdin", "stdout", "stderr"};
+    for (int i = 0; i < 3; ++i) {
+      if (stdio[i] >= 0) {
+        request["fds"].push_back(kNames[i]);
+        fds.push_back(stdio[i]);
+      }
+    }
+    SBX_TRY(send_request(sock.get(), api::dump_json(request) + "\n", fds));
+    return sock;
+  }
+
+  // The way that needs no monitor: an `sbx-monitor exec` process of its own, watched (and reaped) by this session.
+  Result<Fd> start_exec_monitor(const json& process, int64_t timeout_ms, const int (&stdio)[3]) {
+    json spec = {{"runtime", d_.runtime_spec()}, {"id", sandbox_id_}, {"process", process}, {"timeout_ms", timeout_ms}};
+    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_monitor("exec", stdio, spec));
+    SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), m.child.pid, std::move(m.child.pidfd),
+                                           [this](std::optional<int>) { on_monitor_exit(); }));
+    return std::move(m.socket);
+  }
   struct Pipe {
     UvHandle<uv_pipe_t> handle;
     ExecSession* session = nullptr;
@@ -218,6 +304,7 @@ class ExecSession {
     }
     if (j.contains("error")) {
       error_ = Error(j["error"].value("message", "the exec failed"), j["error"].value("errno", 0));
+      stop_output();  // nothing was started: no output is coming
       return;
     }
     if (j.value("started", false)) {
@@ -256,6 +343,10 @@ class ExecSession {
   void on_eof(Stream stream) {
     if (stream == kControl) {
       control_eof_ = true;
+      if (!result_.is_object()) {
+        stop_output();  // the monitor is gone without a result: nothing more to wait for
+        return;
+      }
     }
     maybe_finish();
   }
@@ -269,17 +360,26 @@ class ExecSession {
     maybe_finish();
   }
 
+  // The monitor has said all it will: a result, an error, or it is gone.
+  bool reported() const {
+    return result_.is_object() || !error_.message().empty() || control_eof_ || monitor_exited_;
+  }
+
   void cancel() {
     // The client went away: closing the monitor's socket makes it kill the exec's whole tree and exit.
     close_token_ = 0;
     drain_token_ = 0;
     control_.reset();
+    control_eof_ = true;  // nothing more is read from it
+    if (error_.message().empty() && !result_.is_object()) {
+      error_ = make_error("cancelled: the client went away, and the exec's process tree was killed");
+    }
     stop_output();
   }
 
   void maybe_finish() {
     bool output_done = (!stdout_ || stdout_->eof) && (!stderr_ || stderr_->eof);
-    if (finished_ || !monitor_exited_ || !output_done) {
+    if (finished_ || !reported() || !output_done) {
       return;
     }
     finished_ = true;

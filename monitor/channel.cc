@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/file.h"
 #include "monitor/monitor.h"
@@ -42,11 +43,37 @@ Result<void> wait_ready(int fd, short events, Clock::time_point deadline) {
 
 }  // namespace
 
+// Keeps the fds an SCM_RIGHTS message carried (received close-on-exec).
+void Channel::keep_fds(struct msghdr& msg) {
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+      continue;
+    }
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds_.emplace_back(fd);
+    }
+  }
+}
+
 Result<size_t> Channel::read_some() {
   char buf[kReadChunk];
+  alignas(struct cmsghdr) char control[CMSG_SPACE(kMaxFds * sizeof(int))];
   for (;;) {
-    ssize_t n = ::read(fd_, buf, sizeof buf);
+    struct iovec iov = {buf, sizeof buf};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
     if (n >= 0) {
+      keep_fds(msg);
+      if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+        return Error(fmt::format("sbxd passed more than {} fds with one message", kMaxFds), EMSGSIZE);
+      }
       buffer_.append(buf, static_cast<size_t>(n));
       if (buffer_.size() > kMaxLine && buffer_.find('\n') == std::string::npos) {
         return Error(fmt::format("a line from sbxd is longer than {} bytes", kMaxLine), EMSGSIZE);

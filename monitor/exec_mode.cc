@@ -1,4 +1,5 @@
-// sbx-monitor exec: runs one process in a running sandbox and reports its end.
+// sbx-monitor exec: runs one process in a running sandbox and reports its end. serve_exec is also what a sandbox
+// monitor's exec handler runs (exec_server.cc), with the stdio sbxd passed it instead of fds 0-2.
 //
 //   1. Reads the spec; starts the process with the monitor's fds 0, 1, 2 as its stdio, in a child cgroup of the
 //      sandbox's own (Runtime::exec), then points its own 0, 1, 2 at /dev/null so that EOF on those pipes means the
@@ -149,6 +150,36 @@ Result<Prepared> prepare(Channel& channel) {
 
 }  // namespace
 
+int serve_exec(Channel& channel, rt::Runtime& runtime, const std::string& id, const rt::ProcessSpec& process,
+               uint64_t timeout_ms, int signal_fd, const std::function<void()>& release) {
+  const uint64_t oom_before = oom_kills(runtime, id);
+  const auto t0 = Clock::now();
+  auto started = runtime.exec(id, process);
+  release();
+  if (!started.ok()) {
+    (void)channel.send({{"error", error_json(started.error())}});
+    return 1;
+  }
+  rt::Process& proc = *started;
+  (void)channel.send({{"started", true}, {"pid", proc.target_pid()}});
+  std::optional<Clock::time_point> deadline;
+  if (timeout_ms > 0) {
+    deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  }
+  Outcome outcome = supervise(channel, proc, signal_fd, deadline);
+  auto status = proc.wait();
+  if (outcome.cancelled) {
+    (void)proc.release_cgroup();
+    return 1;
+  }
+  auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
+  bool oom_killed = oom_kills(runtime, id) > oom_before;
+  (void)channel.send(end_report(status, outcome, oom_killed, duration));
+  (void)proc.release_cgroup();
+  (void)runtime.sweep_exec_cgroups(id);
+  return 0;
+}
+
 int run_exec(Channel& channel) {
   ignore_signals({SIGINT, SIGHUP, SIGPIPE});
   auto prepared = prepare(channel);
@@ -156,33 +187,9 @@ int run_exec(Channel& channel) {
     (void)channel.send({{"error", error_json(prepared.error())}});
     return 1;
   }
-  rt::Runtime& runtime = *prepared->runtime;
   const ExecSpec& spec = prepared->spec;
-  const uint64_t oom_before = oom_kills(runtime, spec.id);
-  const auto t0 = Clock::now();
-  auto process = runtime.exec(spec.id, spec.process);
-  if (!process.ok()) {
-    (void)channel.send({{"error", error_json(process.error())}});
-    return 1;
-  }
-  release_stdio();
-  (void)channel.send({{"started", true}, {"pid", process->target_pid()}});
-  std::optional<Clock::time_point> deadline;
-  if (spec.timeout_ms > 0) {
-    deadline = Clock::now() + std::chrono::milliseconds(spec.timeout_ms);
-  }
-  Outcome outcome = supervise(channel, *process, prepared->signal_fd.get(), deadline);
-  auto status = process->wait();
-  if (outcome.cancelled) {
-    (void)process->release_cgroup();
-    return 1;
-  }
-  auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
-  bool oom_killed = oom_kills(runtime, spec.id) > oom_before;
-  (void)channel.send(end_report(status, outcome, oom_killed, duration));
-  (void)process->release_cgroup();
-  (void)runtime.sweep_exec_cgroups(spec.id);
-  return 0;
+  return serve_exec(channel, *prepared->runtime, spec.id, spec.process, spec.timeout_ms, prepared->signal_fd.get(),
+                    release_stdio);
 }
 
 }  // namespace sbx::monitor

@@ -11,12 +11,16 @@
 // fd 3 is a unix stream socket to sbxd. sbxd's first line on it is the spec (one JSON object); everything the monitor
 // reports is a JSON line on it. The exact contract is in monitor/README.md.
 #include <chrono>
+#include <functional>
+#include <initializer_list>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+struct msghdr;
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -26,6 +30,8 @@
 namespace sbx::monitor {
 
 inline constexpr int kChannelFd = 3;
+// A running sandbox's exec socket, in its run dir (<run_root>/<id>/).
+inline constexpr std::string_view kExecSocketName = "monitor.sock";
 
 // The socket to sbxd: JSON lines both ways. Borrows the fd.
 class Channel {
@@ -38,12 +44,18 @@ class Channel {
   Result<void> send(const nlohmann::json& message);
   // Reads what is available (after poll said so) and returns the complete lines; *eof when the peer closed its end.
   Result<std::vector<std::string>> read_lines(bool* eof);
+  // The fds received so far with SCM_RIGHTS (at most kMaxFds per message), in the order they came.
+  std::vector<Fd> take_fds() { return std::move(fds_); }
+
+  static constexpr size_t kMaxFds = 3;
 
  private:
   Result<size_t> read_some();  // 0: EOF
+  void keep_fds(struct msghdr& msg);
 
   int fd_;
   std::string buffer_;  // received bytes not yet returned as lines
+  std::vector<Fd> fds_;
 };
 
 // {"message": ..., "errno": N} for an error report.
@@ -81,13 +93,60 @@ struct ExecSpec {
   uint64_t timeout_ms = 0;  // 0: none
 };
 
+// One exec requested on a sandbox monitor's exec socket: `fds` says what each fd that came with the request is
+// (0 stdin, 1 stdout, 2 stderr, in the order they were passed); a stdio not passed is /dev/null.
+struct ExecRequest {
+  rt::ProcessSpec process;
+  uint64_t timeout_ms = 0;  // 0: none
+  std::vector<int> fds;
+};
+
 // Errors name the field ("spec.log_path: expected a string, got number 3").
 Result<SandboxSpec> parse_sandbox_spec(const nlohmann::json& spec);
 Result<ExecSpec> parse_exec_spec(const nlohmann::json& spec);
+Result<ExecRequest> parse_exec_request(const nlohmann::json& request);
 
 // The two modes; each returns the monitor's exit status.
 int run_sandbox(Channel& channel);
 int run_exec(Channel& channel);
+
+// One exec, reported on `channel` (monitor/README.md, `sbx-monitor exec`): starts `process` in sandbox `id`, calls
+// `release` once the process holds its stdio (the caller's copies go then, so that EOF on them means the process
+// tree closed them), then supervises it. Returns the exit status for the process serving it.
+int serve_exec(Channel& channel, rt::Runtime& runtime, const std::string& id, const rt::ProcessSpec& process,
+               uint64_t timeout_ms, int signal_fd, const std::function<void()>& release);
+
+// A sandbox monitor's exec socket (exec_server.cc): each connection is an exec, served by a forked handler.
+class ExecServer {
+ public:
+  // Binds and listens on `path` (mode 0600).
+  static Result<ExecServer> listen(const std::string& path);
+  ExecServer() = default;
+  ExecServer(ExecServer&& o) noexcept;
+  ExecServer& operator=(ExecServer&& o) noexcept;
+  ~ExecServer();  // unlinks the socket; handlers still running are left to finish on their own
+
+  int listen_fd() const { return listen_.get(); }
+  // The listening socket (while open) and the handlers' pidfds: poll them for POLLIN.
+  std::vector<int> poll_fds() const;
+  // Accepts every pending connection and forks its handler, which closes `close_in_child` (the monitor's own fds
+  // that an exec has no business holding) first.
+  void accept_all(rt::Runtime& runtime, const std::string& id, std::initializer_list<int> close_in_child);
+  // Reaps the handler behind `pidfd` if it has exited.
+  void reap(int pidfd);
+  // Stops accepting (closes and unlinks the socket), waits up to `grace` for the handlers, then SIGKILLs and reaps
+  // the rest.
+  void shutdown(std::chrono::milliseconds grace);
+
+ private:
+  struct Handler {
+    pid_t pid;
+    Fd pidfd;
+  };
+  std::string path_;
+  Fd listen_;
+  std::vector<Handler> handlers_;
+};
 
 // Small shared helpers.
 // Blocks `signals` and returns a signalfd (O_CLOEXEC | O_NONBLOCK) that reports them.

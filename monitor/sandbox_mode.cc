@@ -26,6 +26,8 @@ using nlohmann::json;
 
 constexpr auto kSpecTimeout = std::chrono::seconds(30);
 constexpr size_t kChunk = 64 << 10;
+// After init's end, how long the exec handlers still running get to report before they are killed.
+constexpr auto kExecDrain = std::chrono::seconds(5);
 
 // The main command's output: a pipe whose read end the monitor copies into the log.
 struct OutputPipe {
@@ -74,24 +76,40 @@ bool drain_output(int fd, std::optional<LogFile>& log, const std::string& id) {
   }
 }
 
-// Relays output and SIGTERM until init exits.
-void supervise(rt::Sandbox& sandbox, Fd output, std::optional<LogFile>& log, int signal_fd) {
+// Relays output and SIGTERM, and serves execs, until init exits.
+void supervise(rt::Runtime& runtime, rt::Sandbox& sandbox, Fd output, std::optional<LogFile>& log, int signal_fd,
+               ExecServer& execs) {
+  std::vector<struct pollfd> fds;
   for (;;) {
-    struct pollfd fds[3] = {{sandbox.init().pidfd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {output.get(), POLLIN, 0}};
-    int n = ::poll(fds, output.valid() ? 3 : 2, -1);
-    if (n < 0) {
+    fds.assign({{sandbox.init().pidfd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {output.get(), POLLIN, 0}});
+    for (int fd : execs.poll_fds()) {
+      fds.push_back({fd, POLLIN, 0});
+    }
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
       continue;  // EINTR
     }
     if (fds[2].revents != 0 && !drain_output(output.get(), log, sandbox.id())) {
-      output.reset();
+      output.reset();  // poll ignores the negative fd from here on
     }
     if (fds[1].revents != 0 && read_signal(signal_fd) == SIGTERM) {
       (void)sandbox.init().signal(SIGTERM);
+    }
+    for (size_t i = 3; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) {
+        continue;
+      }
+      if (fds[i].fd == execs.listen_fd()) {
+        execs.accept_all(runtime, sandbox.id(), {signal_fd, output.get()});
+      } else {
+        execs.reap(fds[i].fd);
+      }
     }
     if (fds[0].revents != 0) {
       break;
     }
   }
+  // Execs end with init's pid namespace; their handlers report that and exit. None is started from here on.
+  execs.shutdown(kExecDrain);
   if (output.valid()) {
     // Init is gone and its pid namespace with it: whatever the writers left in the pipe is all there is.
     drain_output(output.get(), log, sandbox.id());
@@ -138,6 +156,7 @@ struct Started {
   Fd output;     // read end of the main command's output pipe
   Fd signal_fd;  // SIGTERM
   std::string exit_path;
+  ExecServer execs;
 };
 
 Result<Started> start(const json& raw) {
@@ -160,6 +179,13 @@ Result<Started> start(const json& raw) {
   if (pipe) {
     s.output = std::move(pipe->read);
   }
+  // Without the socket the sandbox still works: sbxd then starts an `sbx-monitor exec` for each exec.
+  auto execs = ExecServer::listen(s.runtime->sandbox_dir(s.sandbox.id()) + "/" + std::string(kExecSocketName));
+  if (execs.ok()) {
+    s.execs = std::move(*execs);
+  } else {
+    warn(s.sandbox.id(), execs.error());
+  }
   return s;
 }
 
@@ -181,7 +207,8 @@ int run_sandbox(Channel& channel) {
                       {"init_start_time", start_time.ok() ? *start_time : 0},
                       {"monitor_pid", ::getpid()}});
   ::close(channel.fd());
-  supervise(sandbox, std::move(started->output), started->log, started->signal_fd.get());
+  supervise(*started->runtime, sandbox, std::move(started->output), started->log, started->signal_fd.get(),
+            started->execs);
   return finish(*started->runtime, sandbox, started->exit_path);
 }
 

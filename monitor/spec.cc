@@ -84,4 +84,35 @@ Result<ExecSpec> parse_exec_spec(const json& spec) {
   return out;
 }
 
+Result<ExecRequest> parse_exec_request(const json& request) {
+  SBX_TRY(check_fields(request, {"process", "timeout_ms", "fds"}));
+  ExecRequest out;
+  SBX_ASSIGN(const json* process, required(request, "process"));
+  SBX_ASSIGN(out.process, rt::process_from_json(*process, "request.process"));
+  SBX_ASSIGN(out.timeout_ms, optional_u64(request, "timeout_ms", 0));
+  auto fds = request.find("fds");
+  if (fds == request.end()) {
+    return out;
+  }
+  if (!fds->is_array() || fds->size() > Channel::kMaxFds) {
+    return Error(fmt::format("request.fds: expected an array of at most {} stdio names", Channel::kMaxFds), EINVAL);
+  }
+  for (size_t i = 0; i < fds->size(); ++i) {
+    const json& name = (*fds)[i];
+    static constexpr std::string_view kNames[] = {"stdin", "stdout", "stderr"};
+    auto it = name.is_string() ? std::find(std::begin(kNames), std::end(kNames), name.get<std::string>())
+                               : std::end(kNames);
+    if (it == std::end(kNames)) {
+      return Error(fmt::format("request.fds[{}]: expected \"stdin\", \"stdout\" or \"stderr\", got {}", i,
+                               name.dump()), EINVAL);
+    }
+    int which = static_cast<int>(it - std::begin(kNames));
+    if (std::find(out.fds.begin(), out.fds.end(), which) != out.fds.end()) {
+      return Error(fmt::format("request.fds[{}]: {} is named twice", i, name.dump()), EINVAL);
+    }
+    out.fds.push_back(which);
+  }
+  return out;
+}
+
 }  // namespace sbx::monitor

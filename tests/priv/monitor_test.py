@@ -7,6 +7,8 @@ line, JSON lines back. Runs as root on the busybox rootfs.
 Sandbox mode: the main command's output in the log file (and its rotation), the exit file, nothing left behind.
 Exec mode: stdio, exit codes, CPU usage, signals and kill_tree requests from sbxd, the timeout killing a whole tree
 (a daemonized descendant included), EOF on fd 3 killing the exec, background processes outliving a normal end.
+The same again through a running sandbox monitor's exec socket (how sbxd starts execs), plus what only the socket has:
+the request's fds list, its permissions, and an exec that runs while its sandbox ends.
 Ends with "N passed, N failed" like the other suites.
 """
 import json
@@ -110,6 +112,54 @@ class Monitor:
             self.wait()
 
 
+class SocketExec:
+    """One exec through a running sandbox monitor's exec socket, the way sbxd starts execs: the request line with the
+    stdio fds attached (SCM_RIGHTS). Looks like a Monitor to the tests; wait() is the handler's exit status as the
+    contract defines it: 0 once it has reported the end, 1 when it closed the connection without."""
+
+    def __init__(self, sandbox_id, request, stdio=(None, None, None)):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(f"{RUN_ROOT}/{sandbox_id}/monitor.sock")
+        names = [n for n, fd in zip(("stdin", "stdout", "stderr"), stdio) if fd is not None]
+        request = dict(request, fds=names)
+        socket.send_fds(self.sock, [(json.dumps(request) + "\n").encode()], [fd for fd in stdio if fd is not None])
+        self.buf = b""
+        self.status = None
+        self.ended = False
+
+    def line(self, timeout=30):
+        msg = Monitor.line(self, timeout)
+        if msg is not None and "exit_code" in msg:
+            self.ended = True
+        return msg
+
+    def send(self, obj):
+        self.sock.sendall((json.dumps(obj) + "\n").encode())
+
+    def wait(self, timeout=30):
+        while self.status is None:
+            try:
+                msg = self.line(timeout)
+            except OSError:
+                msg = None
+            if msg is None:
+                self.status = 0 if self.ended else 1
+        return self.status
+
+    def kill(self):
+        self.sock.close()
+
+
+VIA = "exec monitor"  # or "exec socket": how start_exec reaches the sandbox
+
+
+def start_exec(sandbox_id, process, timeout_ms=0, stdio=(None, None, None)):
+    if VIA == "exec socket":
+        return SocketExec(sandbox_id, {"process": process, "timeout_ms": timeout_ms}, stdio)
+    return Monitor("exec", {"runtime": RUNTIME, "id": sandbox_id, "process": process, "timeout_ms": timeout_ms},
+                   stdio)
+
+
 def read_all(fd):
     out = b""
     while True:
@@ -124,8 +174,7 @@ def run_exec(sandbox_id, process, timeout_ms=0, stdin_data=None):
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    mon = Monitor("exec", {"runtime": RUNTIME, "id": sandbox_id, "process": process, "timeout_ms": timeout_ms},
-                  (in_r, out_w, err_w))
+    mon = start_exec(sandbox_id, process, timeout_ms, (in_r, out_w, err_w))
     for fd in (in_r, out_w, err_w):
         os.close(fd)
     if stdin_data is not None:
@@ -216,6 +265,15 @@ def test_sandbox_create_error(workdir):
     check(mon2.wait() == 1, "a bad exec spec exits 1")
 
 
+def wait_for(cond, timeout=15):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def pidof_sleep(sandbox_id):
     _, end, out, _, _ = run_exec(sandbox_id, shell("pidof sleep || true"))
     return out.split()
@@ -249,8 +307,7 @@ def test_exec_basics(sid):
 
 def test_exec_requests(sid):
     out_r, out_w = os.pipe()
-    mon = Monitor("exec", {"runtime": RUNTIME, "id": sid, "process": {"argv": ["sleep", "1000"], "env": ENV}},
-                  (None, out_w, None))
+    mon = start_exec(sid, {"argv": ["sleep", "1000"], "env": ENV}, stdio=(None, out_w, None))
     os.close(out_w)
     started = mon.line()
     check(started is not None and started.get("started"), "sleep started", started)
@@ -261,8 +318,7 @@ def test_exec_requests(sid):
     os.close(out_r)
     check(mon.wait() == 0, "exec monitor exits 0 after a signal")
 
-    mon = Monitor("exec", {"runtime": RUNTIME, "id": sid,
-                           "process": shell("(setsid sleep 1000 &); sleep 1000")})
+    mon = start_exec(sid, shell("(setsid sleep 1000 &); sleep 1000"))
     check(bool(mon.line()), "tree started")
     time.sleep(0.3)
     mon.send({"kill_tree": True})
@@ -281,18 +337,22 @@ def test_exec_timeout_and_eof(sid):
     check(elapsed < 10 and status == 0, "timeout exec ends promptly", (elapsed, status))
     check(pidof_sleep(sid) == [], "the timeout killed the daemonized descendant too", pidof_sleep(sid))
 
-    mon = Monitor("exec", {"runtime": RUNTIME, "id": sid, "process": shell("(setsid sleep 1000 &); sleep 1000")})
+    mon = start_exec(sid, shell("(setsid sleep 1000 &); sleep 1000"))
     check(bool(mon.line()), "cancel target started")
     time.sleep(0.3)
     mon.sock.close()
-    check(mon.wait(15) == 1, "EOF on fd 3 ends the exec monitor", mon.status)
-    check(pidof_sleep(sid) == [], "EOF on fd 3 killed the whole tree", pidof_sleep(sid))
+    if VIA == "exec monitor":
+        check(mon.wait(15) == 1, "EOF on fd 3 ends the exec monitor", mon.status)
+    check(wait_for(lambda: pidof_sleep(sid) == []), f"EOF on the {VIA}'s connection killed the whole tree",
+          pidof_sleep(sid))
 
 
 def test_exec_background_survives(sid):
     started, end, _, _, status = run_exec(sid, shell("sleep 1000 >/dev/null 2>&1 </dev/null & echo bg"))
     check(end is not None and end["exit_code"] == 0 and status == 0, "exec with a background child ends", end)
     check(len(pidof_sleep(sid)) == 1, "the background process outlives the exec", pidof_sleep(sid))
+    run_exec(sid, shell("kill -9 $(pidof sleep)"))
+    check(wait_for(lambda: pidof_sleep(sid) == []), "the background process is gone once killed", pidof_sleep(sid))
 
 
 def exec_latency(sid, n=10):
@@ -309,21 +369,74 @@ def test_exec_mode(workdir):
     if not ok or not ok.get("ok"):
         mon.kill()
         return
+    global VIA
     try:
-        test_exec_basics(sid)
-        test_exec_requests(sid)
-        test_exec_timeout_and_eof(sid)
-        test_exec_background_survives(sid)
-        print(f"exec through sbx-monitor: {exec_latency(sid):.1f} ms per exec of /bin/true", flush=True)
+        for VIA in ("exec monitor", "exec socket"):
+            test_exec_basics(sid)
+            test_exec_requests(sid)
+            test_exec_timeout_and_eof(sid)
+            test_exec_background_survives(sid)
+            print(f"exec through the {VIA}: {exec_latency(sid):.1f} ms per exec of /bin/true", flush=True)
+        test_exec_socket_requests(sid)
+        check(oct(os.stat(f"{RUN_ROOT}/{sid}/monitor.sock").st_mode & 0o777) == "0o600", "the exec socket is 0600")
+        check(not nobody_can_connect(f"{RUN_ROOT}/{sid}/monitor.sock"), "another uid cannot connect to it")
+        running = start_exec(sid, {"argv": ["sleep", "1000"], "env": ENV})
+        check(bool(running.line()), "an exec runs while the sandbox ends")
     finally:
         os.kill(mon.pid, signal.SIGTERM)  # forwarded to init, which idles until SIGTERM
         check(mon.wait(30) == 0, "SIGTERM to the sandbox monitor ends the sandbox", mon.status)
         mon.kill()
+    end = running.line(10)
+    check(end is not None and end["signal"] == 9, "the sandbox's end ends its exec, which reports SIGKILL", end)
+    check(running.wait() == 0, "and its handler exits after the report", running.status)
     with open(f"{workdir}/{sid}.exit.json") as f:
         exit_info = json.load(f)
     check(exit_info["exit_code"] == 0 and exit_info["signal"] is None, "idle sandbox exit file", exit_info)
     check(not os.path.exists(f"{RUN_ROOT}/{sid}") and not cgroup_dirs(sid), "idle sandbox removed",
           cgroup_dirs(sid))
+
+
+def test_exec_socket_requests(sid):
+    """What only the exec socket has: the request's fds list, checked against the fds that came."""
+    r, w = os.pipe()
+    bad = SocketExec(sid, {"process": {"argv": ["true"], "env": ENV}}, (None, w, None))
+    bad.sock.close()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(f"{RUN_ROOT}/{sid}/monitor.sock")
+    socket.send_fds(conn, [(json.dumps({"process": {"argv": ["true"]}, "fds": ["stdout", "stderr"]}) + "\n").encode()],
+                    [w])
+    reply = json.loads(conn.makefile().readline())
+    check("request.fds names 2 fds, but 1 came with it" in reply.get("error", {}).get("message", ""),
+          "fds that do not match the request's list are refused", reply)
+    conn.close()
+    for fds, what in ((["stdout", "stdout"], "named twice"), (["stdio"], "expected")):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(f"{RUN_ROOT}/{sid}/monitor.sock")
+        conn.sendall((json.dumps({"process": {"argv": ["true"]}, "fds": fds}) + "\n").encode())
+        reply = json.loads(conn.makefile().readline())
+        check(what in reply.get("error", {}).get("message", "") and "request.fds[" in reply["error"]["message"],
+              f"a bad fds list is refused naming the field: {fds}", reply)
+        conn.close()
+    os.close(r)
+    os.close(w)
+
+
+def nobody_can_connect(path):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+        finally:
+            os._exit(2)
+    _, st = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(st) == 0
 
 
 def cleanup():
