@@ -1,7 +1,7 @@
 #include "daemon/child.h"
 
 #include <fcntl.h>
-#include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,11 +15,23 @@ namespace sbx::daemon {
 
 namespace {
 
-[[noreturn]] void exec_child(const SpawnOptions& o, int null_fd) {
+constexpr size_t kSpawnStackBytes = 64 << 10;
+
+// What the child needs, all prepared before the clone: it shares the daemon's memory until it execs (CLONE_VM |
+// CLONE_VFORK, as posix_spawn does), so it must not allocate, and the daemon has threads besides.
+struct ChildArgs {
+  const SpawnOptions* options;
+  std::vector<char*> argv;
+  int null_fd;
+};
+
+int exec_child(void* raw) {
+  const ChildArgs& a = *static_cast<const ChildArgs*>(raw);
+  const SpawnOptions& o = *a.options;
   // Move the fds out of the way first, so one target number never clobbers another's source.
   int moved[4];
   for (int i = 0; i < 4; ++i) {
-    int src = o.fds[i] >= 0 ? o.fds[i] : (i < 3 ? null_fd : -1);
+    int src = o.fds[i] >= 0 ? o.fds[i] : (i < 3 ? a.null_fd : -1);
     moved[i] = src >= 0 ? ::fcntl(src, F_DUPFD_CLOEXEC, 10) : -1;
   }
   for (int i = 0; i < 4; ++i) {
@@ -30,24 +42,22 @@ namespace {
     }
   }
   ::syscall(SYS_close_range, 4, ~0U, 0);
-  sigset_t all;
-  sigfillset(&all);
+  // Handlers are the daemon's (the child has a copy of the table, not a share: no CLONE_SIGHAND); signals that are
+  // ignored stay ignored across execve, so every disposition goes back to the default.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig != SIGKILL && sig != SIGSTOP) {
-      ::signal(sig, SIG_DFL);
+      ::sigaction(sig, &dfl, nullptr);
     }
   }
-  sigemptyset(&all);
-  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   if (o.new_session) {
     ::setsid();
   }
-  std::vector<char*> argv;
-  for (const auto& a : o.argv) {
-    argv.push_back(const_cast<char*>(a.c_str()));
-  }
-  argv.push_back(nullptr);
-  ::execv(o.path.c_str(), argv.data());
+  ::execv(o.path.c_str(), a.argv.data());
   ::_exit(127);
 }
 
@@ -58,17 +68,25 @@ Result<Spawned> spawn_program(const SpawnOptions& o) {
   if (!null_fd.valid()) {
     return sys_error("open /dev/null");
   }
-  int pidfd = -1;
-  clone_args args{};
-  args.flags = CLONE_PIDFD;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  if (pid < 0) {
-    return sys_error("start '{}'", o.path);
+  ChildArgs args{&o, {}, null_fd.get()};
+  for (const auto& arg : o.argv) {
+    args.argv.push_back(const_cast<char*>(arg.c_str()));
   }
-  if (pid == 0) {
-    exec_child(o, null_fd.get());
+  args.argv.push_back(nullptr);
+  // The child runs on a stack of its own while the daemon's thread waits (CLONE_VFORK) until it has exec'd: no copy
+  // of the daemon's page tables, which a plain fork would make for nothing.
+  std::vector<char> stack(kSpawnStackBytes);
+  // No handler of the daemon's may run in the child, on the shared memory, before the child has reset them all.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  int pid = ::clone(exec_child, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args,
+                    &pidfd);
+  int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    return Error::from_errno(fmt::format("start '{}'", o.path), clone_errno);
   }
   return Spawned{static_cast<pid_t>(pid), Fd(pidfd)};
 }
