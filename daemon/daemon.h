@@ -63,8 +63,10 @@ class Daemon {
   std::string run_state_path(const std::string& id) const { return config_.run_dir + "/" + id + "/state.json"; }
   // Where a running sandbox's monitor accepts execs (monitor/exec_server.cc).
   std::string exec_socket_path(const std::string& id) const { return config_.run_dir + "/" + id + "/monitor.sock"; }
-  // The runtime's part of a monitor spec.
+  // The runtime's configuration: sbxd's own, and (as JSON) the runtime part of every monitor spec.
+  rt::RuntimeConfig runtime_config() const;
   json runtime_spec() const;
+  std::string seccomp_cache_dir() const { return config_.state_dir + "/seccomp-cache"; }
 
   // The sandbox `key` (id or name) names, if the caller may see it; kNotFound otherwise.
   Result<SandboxEntry*> find(const Caller& caller, const json& key);

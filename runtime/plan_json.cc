@@ -265,10 +265,11 @@ Result<void> read_value(const json& j, const std::string& field, Plan& out) {
 
 Result<void> read_value(const json& j, const std::string& field, RuntimeConfig& out) {
   ObjectReader r(j, field);
-  SBX_TRY(r.check({"run_root", "cgroup", "setup_timeout_ms"}));
+  SBX_TRY(r.check({"run_root", "cgroup", "setup_timeout_ms", "seccomp_cache_dir"}));
   SBX_TRY(r.get("run_root", out.run_root));
   SBX_TRY(r.get("cgroup", out.cgroup));
-  return r.get("setup_timeout_ms", out.setup_timeout_ms);
+  SBX_TRY(r.get("setup_timeout_ms", out.setup_timeout_ms));
+  return r.get("seccomp_cache_dir", out.seccomp_cache_dir);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -366,7 +367,8 @@ json runtime_config_to_json(const RuntimeConfig& config) {
             {"parent", c.parent},
             {"parent_name", c.parent_name},
             {"self_cgroup_file", c.self_cgroup_file}}},
-          {"setup_timeout_ms", config.setup_timeout_ms}};
+          {"setup_timeout_ms", config.setup_timeout_ms},
+          {"seccomp_cache_dir", config.seccomp_cache_dir}};
 }
 
 Result<RuntimeConfig> runtime_config_from_json(const json& j, std::string_view field) {

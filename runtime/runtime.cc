@@ -203,6 +203,7 @@ Result<void> check_single_threaded() {
 Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeConfig config) {
   std::unique_ptr<Runtime> rt(new Runtime(std::move(config)));
   SBX_TRY_CTX(make_dirs(rt->config_.run_root, 0711), "open runtime");
+  SBX_TRY_CTX(rt->seccomp_.set_disk_dir(rt->config_.seccomp_cache_dir), "open runtime");
   SBX_ASSIGN(rt->cgroups_, CgroupManager::open(rt->config_.cgroup));
   SBX_ASSIGN(rt->init_memfd_, make_init_memfd());
   SBX_ASSIGN(rt->dev_null_, open_at(AT_FDCWD, "/dev/null", O_RDWR));

@@ -27,6 +27,11 @@ struct RuntimeConfig {
   // How long a create or an exec may take to get its process to execve. Bounds what a sandbox can do to the caller
   // by stopping (SIGSTOP) a process that is being set up inside it.
   int setup_timeout_ms = 30000;
+  // Where compiled seccomp programs persist, so that a later process given the same dir (each sandbox's monitor)
+  // loads a profile's program instead of compiling it again (see SeccompCache::set_disk_dir). Empty: in memory only,
+  // per process. open() creates it (mode 0700) when missing, and refuses one that is not a directory owned by the
+  // runtime's euid or that group or others may write: a file in it decides which syscalls sandboxed code may make.
+  std::string seccomp_cache_dir;
 };
 
 // What a process used, from wait4(2) by whoever reaped it (the exec's supervisor, or init for the main command).

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fd.h"
-#include "base/file.h"
+#include "runtime/seccomp_internal.h"
 
 #include <seccomp.h>
 
@@ -23,7 +23,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kMaxProfileBytes = 4 << 20;
 constexpr uint64_t kMaxErrno = 4095;  // MAX_ERRNO: larger values are not errnos
 constexpr unsigned kMaxArgIndex = 5;
 
@@ -142,17 +141,6 @@ std::string action_name(SeccompAction action, unsigned err) {
 std::string normalize_cap(std::string_view cap) {
   std::string c = upper(cap);
   return c.rfind("CAP_", 0) == 0 ? c : "CAP_" + c;
-}
-
-std::vector<std::string> normalize_caps(const std::vector<std::string>& caps) {
-  std::vector<std::string> out;
-  out.reserve(caps.size());
-  for (const auto& c : caps) {
-    out.push_back(normalize_cap(c));
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -670,31 +658,18 @@ Result<void> set_attrs(void* ctx) {
   return ok();
 }
 
-// Reads a whole regular file from an fd already opened and stat'ed.
-Result<std::string> read_fd(int fd, size_t size) {
-  if (size > kMaxProfileBytes) {
-    return make_error("larger than {} bytes", kMaxProfileBytes);
-  }
-  std::string text(size, '\0');
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, text.data() + done, size - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return sys_error("read");
-    }
-    if (n == 0) {
-      break;  // truncated meanwhile: parse what is there; the next load sees the new size
-    }
-    done += static_cast<size_t>(n);
-  }
-  text.resize(done);
-  return text;
-}
-
 }  // namespace
+
+std::vector<std::string> normalize_caps(const std::vector<std::string>& caps) {
+  std::vector<std::string> out;
+  out.reserve(caps.size());
+  for (const auto& c : caps) {
+    out.push_back(normalize_cap(c));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 Result<SeccompProfile> parse_seccomp_profile(std::string_view json, std::string_view source) {
   auto root = parse_json(json);
@@ -730,49 +705,8 @@ Result<std::shared_ptr<const SeccompFilter>> compile_seccomp_profile(const Secco
   return std::shared_ptr<const SeccompFilter>(std::move(filter));
 }
 
-Result<std::shared_ptr<const SeccompFilter>> SeccompCache::load(const std::string& path,
-                                                                const std::vector<std::string>& kept_caps) {
-  std::string source = fmt::format("seccomp profile '{}'", path);
-  auto opened = open_at(AT_FDCWD, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
-  if (!opened.ok()) {
-    return std::move(opened).error().context(source);
-  }
-  struct stat st {};
-  if (::fstat(opened->get(), &st) != 0) {
-    return sys_error("fstat '{}'", path).context(source);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return make_error("{}: not a regular file", source);
-  }
-  std::string key = path;
-  for (const auto& cap : normalize_caps(kept_caps)) {
-    key += '\0' + cap;
-  }
-  int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-  auto it = entries_.find(key);
-  if (it != entries_.end() && it->second.dev == st.st_dev && it->second.ino == st.st_ino &&
-      it->second.size == static_cast<uint64_t>(st.st_size) && it->second.mtime_ns == mtime_ns) {
-    return it->second.filter;
-  }
-  if (it != entries_.end()) {
-    entries_.erase(it);  // stale: dropped even if the new version fails to compile
-  }
-  auto text = read_fd(opened->get(), static_cast<size_t>(st.st_size));
-  if (!text.ok()) {
-    return std::move(text).error().context(source);
-  }
-  SBX_ASSIGN(SeccompProfile profile, parse_seccomp_profile(*text, source));
-  auto filter = compile_seccomp_profile(profile, kept_caps);
-  if (!filter.ok()) {
-    return std::move(filter).error().context(source);
-  }
-  ++compiles_;
-  entries_[key] = Entry{st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size), mtime_ns, *filter};
-  return filter;
-}
-
 int apply_seccomp_filter(const SeccompFilter& filter) noexcept {
-  if (filter.insns.empty() || filter.insns.size() > BPF_MAXINSNS) {
+  if (!valid_program_length(filter.insns.size())) {
     return EINVAL;
   }
   sock_fprog prog{};

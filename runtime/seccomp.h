@@ -4,6 +4,13 @@
 //
 // Parent side: SeccompCache::load(path) parses, validates and compiles a profile, keyed by the file's identity
 // (device, inode, size, mtime) so that a changed file is compiled again and an unchanged one never is.
+// With a disk dir (SeccompCache::set_disk_dir; RuntimeConfig::seccomp_cache_dir), a compiled program also persists
+// there as a file, so that every later process given the same dir (such as each sandbox's monitor) loads it instead of
+// parsing and compiling the profile: the file is named by a hash of, and holds, a key of everything the program was
+// compiled from (a format version, the libseccomp version and API level, the native architecture, the kept caps and
+// the profile's whole text). A file whose key differs from the wanted one byte for byte, that is damaged, or that is
+// not private to the runtime's euid is a miss: the profile is compiled and the file written again (0600, temp file and
+// rename). Neither a bad file nor a dir that cannot be written ever fails a load.
 // Child side: apply_seccomp_filter() is a single syscall on a program built earlier; it allocates nothing.
 // The runtime stores each sandbox's compiled filter in its run dir (write/read_seccomp_filter): an exec loads it
 // instead of compiling the profile again.
@@ -18,6 +25,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 
 namespace sbx::rt {
 
@@ -66,8 +74,13 @@ Result<std::shared_ptr<const SeccompFilter>> compile_seccomp_profile(const Secco
 // Loads, compiles and caches profiles by path. Not thread-safe; one per runtime.
 class SeccompCache {
  public:
+  // Also keeps compiled programs as files in `dir`, creating it (mode 0700) if missing; "" keeps them in memory only.
+  // Refuses a `dir` that is not a directory owned by the euid, or that group or others may write: a file in it
+  // decides which syscalls sandboxed code may make.
+  Result<void> set_disk_dir(const std::string& dir);
   Result<std::shared_ptr<const SeccompFilter>> load(const std::string& path, const std::vector<std::string>& kept_caps);
-  size_t compiled_count() const { return compiles_; }  // how many times a profile was actually compiled
+  size_t compiled_count() const { return compiles_; }  // how many times this cache actually compiled a profile
+  size_t disk_hits() const { return disk_hits_; }       // how many compiles the disk dir saved it
 
  private:
   struct Entry {
@@ -75,8 +88,15 @@ class SeccompCache {
     int64_t mtime_ns = 0;
     std::shared_ptr<const SeccompFilter> filter;
   };
+  // The program of a profile's text for the normalized `caps`: from the disk dir when it holds it, else compiled
+  // (and then stored there).
+  Result<std::shared_ptr<const SeccompFilter>> load_or_compile(const std::string& text, const std::string& source,
+                                                               const std::vector<std::string>& caps);
+
   std::map<std::string, Entry> entries_;  // key: path + '\0' + sorted kept caps
+  Fd disk_dir_;                           // the disk dir, if any
   size_t compiles_ = 0;
+  size_t disk_hits_ = 0;
 };
 
 // The compiled filter as a file, so that a later process entering the sandbox does not compile its profile again:

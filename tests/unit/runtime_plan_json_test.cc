@@ -124,6 +124,7 @@ TEST_CASE("a runtime config survives the round trip and its cgroup mode is a nam
   c.cgroup.parent = "/system.slice/sbxd.service/sbx";
   c.cgroup.parent_name = "other";
   c.setup_timeout_ms = 1234;
+  c.seccomp_cache_dir = "/var/lib/sbx/seccomp-cache";
   json j = runtime_config_to_json(c);
   CHECK(j["cgroup"]["mode"] == "v1");
   auto back = runtime_config_from_json(j);
@@ -131,12 +132,14 @@ TEST_CASE("a runtime config survives the round trip and its cgroup mode is a nam
   CHECK(runtime_config_to_json(*back) == j);
   CHECK(back->cgroup.mode == CgroupMode::kV1);
   CHECK(back->setup_timeout_ms == 1234);
+  CHECK(back->seccomp_cache_dir == "/var/lib/sbx/seccomp-cache");
 
   auto partial = runtime_config_from_json(json::parse(R"({"run_root": "/run/a", "cgroup": {"mode": "v2"}})"));
   REQUIRE(partial.ok());
   CHECK(partial->cgroup.mode == CgroupMode::kV2);
   CHECK(partial->cgroup.root == "/sys/fs/cgroup");
   CHECK(partial->setup_timeout_ms == RuntimeConfig{}.setup_timeout_ms);
+  CHECK(partial->seccomp_cache_dir.empty());  // no disk cache unless asked for
 
   auto bad = runtime_config_from_json(json::parse(R"({"cgroup": {"mode": "v3"}})"));
   REQUIRE_FALSE(bad.ok());

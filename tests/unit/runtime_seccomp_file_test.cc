@@ -1,27 +1,18 @@
 // The compiled seccomp filter stored in a sandbox's run dir, read back by every exec.
 #include <doctest/doctest.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <cstring>
 
 #include "base/file.h"
 #include "runtime/seccomp.h"
+#include "temp_dir.h"
 
 using namespace sbx;
 using namespace sbx::rt;
+using sbx::test::TempDir;
 
 namespace {
-
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/seccomp-file-unit-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { (void)remove_tree(path); }
-  std::string path;
-};
 
 std::shared_ptr<const SeccompFilter> default_filter() {
   auto text = read_file(SBX_SOURCE_ROOT "/seccomp-profiles/default.json", 4 << 20);
@@ -49,7 +40,7 @@ TEST_CASE("a stored filter reads back instruction for instruction, from a 0600 f
   REQUIRE_MESSAGE(back.ok(), back.error().message());
   REQUIRE((*back)->insns.size() == filter->insns.size());
   CHECK(std::memcmp((*back)->insns.data(), filter->insns.data(), filter->insns.size() * sizeof(sock_filter)) == 0);
-  CHECK(::stat((path + ".tmp").c_str(), &st) != 0);  // written through a temp file, renamed into place
+  CHECK(dir.entries() == std::vector<std::string>{"seccomp.bpf"});  // the temp file was renamed into place
 }
 
 TEST_CASE("a missing filter is ENOENT, and a damaged one is refused") {

@@ -21,6 +21,7 @@
 
 #include "base/file.h"
 #include "runtime/seccomp.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -29,6 +30,7 @@ using sbx::rt::SeccompCache;
 using sbx::rt::SeccompFilter;
 using sbx::rt::SeccompOp;
 using sbx::rt::SeccompProfile;
+using sbx::test::TempDir;
 
 const std::string kDefaultProfile = SBX_SOURCE_ROOT "/seccomp-profiles/default.json";
 const std::string kUnconfinedProfile = SBX_SOURCE_ROOT "/seccomp-profiles/unconfined.json";
@@ -70,17 +72,6 @@ SeccompProfile load_default_profile() {
   REQUIRE_MESSAGE(text.ok(), text.error().message());
   return parse_ok(*text);
 }
-
-// A temporary directory removed when the test ends.
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/sbx-seccomp-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { (void)sbx::remove_tree(path); }
-  std::string path;
-};
 
 void write_profile(const std::string& path, const std::string& text, int64_t mtime_sec) {
   REQUIRE(sbx::create_file(path, text).ok());
