@@ -98,6 +98,7 @@ class InvalidCgroup final : public Cgroup {
   int clone_into_fd() const override { return -1; }
   Result<void> add_process(pid_t) override { return invalid(); }
   Result<CgroupStats> stats() const override { return invalid(); }
+  Result<uint64_t> oom_kills() const override { return invalid(); }
   Result<void> freeze(bool) override { return invalid(); }
   Result<std::vector<pid_t>> members() const override { return std::vector<pid_t>{}; }
   Result<void> kill_all() override { return ok(); }

@@ -83,6 +83,8 @@ class Cgroup {
   // Moves `pid` into the cgroup (every hierarchy on v1).
   virtual Result<void> add_process(pid_t pid) = 0;
   virtual Result<CgroupStats> stats() const = 0;
+  // stats().oom_kills alone, from the one file that holds it (it is read before and after every exec).
+  virtual Result<uint64_t> oom_kills() const = 0;
   virtual Result<void> freeze(bool frozen) = 0;
   // Pids of the members, child cgroups included (v2: cgroup.procs; v1: the freezer hierarchy's, else the first
   // one's).

@@ -113,6 +113,7 @@ class V1Cgroup final : public Cgroup {
   }
 
   Result<CgroupStats> stats() const override;
+  Result<uint64_t> oom_kills() const override;
 
   Result<void> freeze(bool frozen) override {
     std::string dir = dir_for("freezer");
@@ -211,6 +212,18 @@ Result<CgroupStats> V1Cgroup::stats() const {
   s.cpu_usage_usec = usage_ns / 1000;
   s.cpu_throttled_usec = throttled_ns / 1000;
   return s;
+}
+
+Result<uint64_t> V1Cgroup::oom_kills() const {
+  std::string dir = dir_for("memory");
+  if (dir.empty()) {
+    return uint64_t{0};  // no memory hierarchy: nothing is ever OOM-killed through this cgroup
+  }
+  auto value = read_keyed_u64(dir + "/memory.oom_control", "oom_kill");
+  if (!value.ok()) {
+    return std::move(value).error().context(fmt::format("OOM kills of cgroup '{}'", id()));
+  }
+  return value->value_or(0);
 }
 
 std::vector<pid_t> V1Cgroup::all_members() const {

@@ -105,6 +105,7 @@ class V2Cgroup final : public Cgroup {
   Result<void> add_process(pid_t pid) override { return write_file(path_ + "/cgroup.procs", std::to_string(pid)); }
 
   Result<CgroupStats> stats() const override;
+  Result<uint64_t> oom_kills() const override;
   Result<void> freeze(bool frozen) override;
 
   Result<std::vector<pid_t>> members() const override { return pids_in_tree(path_); }
@@ -193,6 +194,14 @@ Result<CgroupStats> V2Cgroup::stats() const {
     *f.out = value->value_or(0);
   }
   return s;
+}
+
+Result<uint64_t> V2Cgroup::oom_kills() const {
+  auto value = read_keyed_u64(path_ + "/memory.events", "oom_kill");
+  if (!value.ok()) {
+    return std::move(value).error().context(fmt::format("OOM kills of cgroup '{}'", path_));
+  }
+  return value->value_or(0);
 }
 
 Result<std::unique_ptr<Cgroup>> V2Cgroup::create_child(const std::string& name) {

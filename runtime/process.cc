@@ -32,6 +32,7 @@ ExitStatus status_of(const siginfo_t& info) {
 }
 
 // The one line a status pipe carries before its writer exits; empty when the writer died first.
+// The reaper's one line, up to its newline (written before the reaper exits) or EOF (it died without one).
 std::string read_status_line(int fd) {
   std::string line;
   char buf[64];
@@ -44,6 +45,9 @@ std::string read_status_line(int fd) {
       return line;
     }
     line.append(buf, static_cast<size_t>(n));
+    if (line.back() == '\n') {
+      return line;
+    }
   }
 }
 
@@ -82,6 +86,7 @@ Process::Process(Process&& o) noexcept
       target_(std::move(o.target_)),
       target_pid_(std::exchange(o.target_pid_, -1)),
       cgroup_(std::move(o.cgroup_)),
+      status_line_(std::exchange(o.status_line_, std::nullopt)),
       reaped_(std::exchange(o.reaped_, true)) {}
 
 Process& Process::operator=(Process&& o) noexcept {
@@ -96,6 +101,7 @@ Process& Process::operator=(Process&& o) noexcept {
     target_ = std::move(o.target_);
     target_pid_ = std::exchange(o.target_pid_, -1);
     cgroup_ = std::move(o.cgroup_);
+    status_line_ = std::exchange(o.status_line_, std::nullopt);
     reaped_ = std::exchange(o.reaped_, true);
   }
   return *this;
@@ -132,7 +138,10 @@ Result<ExitStatus> Process::wait() {
   if (reaped_) {
     return make_error("process {} was already reaped", pid_);
   }
-  std::string line = status_.valid() ? read_status_line(status_.get()) : std::string();
+  if (!status_line_ && status_.valid()) {
+    status_line_ = read_status_line(status_.get());
+  }
+  const std::string line = status_line_.value_or(std::string());
   siginfo_t info{};
   while (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0) {
     if (errno != EINTR) {
@@ -141,6 +150,13 @@ Result<ExitStatus> Process::wait() {
   }
   reaped_ = true;
   return parse_status_line(line).value_or(status_of(info));
+}
+
+std::optional<ExitStatus> Process::reported_end() {
+  if (!status_line_ && status_.valid()) {
+    status_line_ = read_status_line(status_.get());
+  }
+  return parse_status_line(status_line_.value_or(std::string()));
 }
 
 Result<void> Process::signal(int sig) {

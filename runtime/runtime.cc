@@ -268,25 +268,51 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   return sandbox;
 }
 
+PreparedExec::PreparedExec(PreparedExec&&) noexcept = default;
+PreparedExec& PreparedExec::operator=(PreparedExec&&) noexcept = default;
+PreparedExec::~PreparedExec() = default;
+
 Result<Process> Runtime::exec(const std::string& id, const ProcessSpec& proc) {
-  auto process = exec_impl(id, proc);
+  SBX_ASSIGN(PreparedExec sandbox, prepare_exec(id));
+  return exec(sandbox, proc);
+}
+
+Result<PreparedExec> Runtime::prepare_exec(const std::string& id) {
+  auto prepared = prepare_exec_impl(id);
+  if (!prepared.ok()) {
+    return std::move(prepared).error().context(fmt::format("exec in sandbox '{}'", id));
+  }
+  return prepared;
+}
+
+Result<Process> Runtime::exec(const PreparedExec& sandbox, const ProcessSpec& proc) {
+  auto process = exec_impl(sandbox, proc);
   if (!process.ok()) {
-    return std::move(process).error().context(fmt::format("exec in sandbox '{}'", id));
+    return std::move(process).error().context(fmt::format("exec in sandbox '{}'", sandbox.id()));
   }
   return process;
 }
 
-Result<Process> Runtime::exec_impl(const std::string& id, const ProcessSpec& proc) {
+Result<PreparedExec> Runtime::prepare_exec_impl(const std::string& id) {
   SBX_TRY(validate_id(id));
+  PreparedExec p;
+  p.id_ = id;
+  SandboxPaths paths(sandbox_dir(id));
+  SBX_ASSIGN(p.state_, read_state(paths.state));
+  SBX_ASSIGN(p.filter_, load_exec_filter(seccomp_, p.state_.security, paths));
+  SBX_ASSIGN(p.keep_caps_, parse_capabilities(p.state_.security.keep_caps, "keep_caps"));
+  SBX_ASSIGN(p.init_pidfd_, open_init_pidfd(p.state_));
+  p.cgroup_ = cgroups_->attach(id);
+  return p;
+}
+
+Result<Process> Runtime::exec_impl(const PreparedExec& sandbox, const ProcessSpec& proc) {
   SBX_TRY(validate_process(proc, "process"));
   SBX_TRY(check_single_threaded());
-  SandboxPaths paths(sandbox_dir(id));
-  SBX_ASSIGN(SandboxState state, read_state(paths.state));
-  SBX_ASSIGN(auto filter, load_exec_filter(seccomp_, state.security, paths));
-  SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(state.security.keep_caps, "keep_caps"));
-  SBX_ASSIGN(Fd init_pidfd, open_init_pidfd(state));
-  std::unique_ptr<Cgroup> sandbox_cgroup = cgroups_->attach(id);
-  SBX_ASSIGN(std::unique_ptr<Cgroup> cgroup, make_exec_cgroup(*sandbox_cgroup));
+  if (!sandbox.init_pidfd_.valid()) {
+    return Error("not prepared for an exec (an empty PreparedExec)", EINVAL);
+  }
+  SBX_ASSIGN(std::unique_ptr<Cgroup> cgroup, make_exec_cgroup(*sandbox.cgroup_));
   ScopeGuard remove_cgroup([&cgroup] { (void)cgroup->remove(); });
   ExecContext ec;
   ec.exec_cgroup_dir = cgroup->clone_into_fd();
@@ -295,11 +321,11 @@ Result<Process> Runtime::exec_impl(const std::string& id, const ProcessSpec& pro
     SBX_ASSIGN(entry, cgroup->open_entry());
     ec.exec_cgroup_entry = entry.get();
   }
-  ec.init_pidfd = init_pidfd.get();
-  ec.cgroup = sandbox_cgroup.get();
-  ec.seccomp = filter.get();
-  ec.keep_caps = &keep_caps;
-  ec.rlimits = &state.security.rlimits;
+  ec.init_pidfd = sandbox.init_pidfd_.get();
+  ec.cgroup = sandbox.cgroup_.get();
+  ec.seccomp = sandbox.filter_.get();
+  ec.keep_caps = &sandbox.keep_caps_;
+  ec.rlimits = &sandbox.state_.security.rlimits;
   ec.null_fd = dev_null_.get();
   ec.init_memfd = init_memfd_.get();
   ec.timeout_ms = config_.setup_timeout_ms;
@@ -341,6 +367,11 @@ Result<CgroupStats> Runtime::stats(const std::string& id) const {
     return std::move(st).error().context(fmt::format("stats of sandbox '{}'", id));
   }
   return st;
+}
+
+Result<uint64_t> Runtime::oom_kills(const std::string& id) const {
+  SBX_TRY_CTX(validate_id(id), "OOM kills of sandbox '{}'", id);
+  return cgroups_->attach(id)->oom_kills();
 }
 
 Result<std::vector<std::string>> Runtime::list() const {

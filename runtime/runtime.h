@@ -18,6 +18,7 @@
 #include "runtime/cgroup.h"
 #include "runtime/plan.h"
 #include "runtime/seccomp.h"
+#include "runtime/state.h"
 
 namespace sbx::rt {
 
@@ -84,6 +85,13 @@ class Process {
   void set_cgroup(std::unique_ptr<Cgroup> cgroup) { cgroup_ = std::move(cgroup); }
   // Blocks until the process exits; reaps it. The status reported on the status pipe wins over the exit status.
   Result<ExitStatus> wait();
+  // Readable (POLLIN) once the end is known: the status pipe, which the reaper writes before it exits, or else the
+  // pidfd.
+  int end_fd() const { return status_.valid() ? status_.get() : pidfd_.get(); }
+  // The end as the reaper reported it on the status pipe, without waiting for the reaper itself to exit: the report
+  // can go out while the reaper's exit is still under way. nullopt without a status pipe, or when the reaper died
+  // without a report (wait() then has the exit status). Blocks until the line or EOF.
+  std::optional<ExitStatus> reported_end();
   Result<void> signal(int sig);
 
   // Execs only. The name of the exec's child cgroup ("exec-..."), for Runtime::kill_exec_tree; empty for init.
@@ -105,7 +113,30 @@ class Process {
   Fd target_;  // pidfd signals go to, when not pidfd_
   pid_t target_pid_ = -1;
   std::unique_ptr<Cgroup> cgroup_;  // an exec's child cgroup
+  std::optional<std::string> status_line_;  // read from status_ (once)
   bool reaped_ = false;
+};
+
+// What exec() needs to know of a running sandbox, read from its run dir once: its state, its stored seccomp program,
+// the capabilities it keeps, a pidfd of its init (checked against pid reuse) and its cgroup. A process that serves many
+// execs into one sandbox prepares this ahead of a request (Runtime::prepare_exec), so an exec only starts processes.
+// Stays valid while the sandbox runs; once init is gone, an exec with it fails.
+class PreparedExec {
+ public:
+  PreparedExec() = default;
+  PreparedExec(PreparedExec&&) noexcept;
+  PreparedExec& operator=(PreparedExec&&) noexcept;
+  ~PreparedExec();
+  const std::string& id() const { return id_; }
+
+ private:
+  friend class Runtime;
+  std::string id_;
+  SandboxState state_;
+  std::shared_ptr<const SeccompFilter> filter_;
+  std::vector<int> keep_caps_;
+  Fd init_pidfd_;
+  std::unique_ptr<Cgroup> cgroup_;
 };
 
 // A running sandbox as returned by create(): its init process. Dropping the handle kills the sandbox's processes
@@ -136,6 +167,9 @@ class Runtime {
   // of the sandbox's, <parent>/<id>/exec-<unique>, and every descendant with it (see Process::kill_tree). The
   // returned Process (the exec's supervisor) is a child of the caller.
   Result<Process> exec(const std::string& id, const ProcessSpec& proc);
+  // exec() in two steps: what can be read ahead of a request, then the exec itself (any number of times).
+  Result<PreparedExec> prepare_exec(const std::string& id);
+  Result<Process> exec(const PreparedExec& sandbox, const ProcessSpec& proc);
   // Kills the whole tree of one exec of sandbox `id`, by the name of its child cgroup (Process::cgroup_name), from
   // any process; then removes that cgroup. A cgroup that is gone is success.
   Result<void> kill_exec_tree(const std::string& id, const std::string& exec_cgroup);
@@ -147,6 +181,8 @@ class Runtime {
   // success.
   Result<void> destroy(const std::string& id);
   Result<CgroupStats> stats(const std::string& id) const;
+  // How many processes of the sandbox the kernel's OOM killer has killed (stats().oom_kills, cheaper).
+  Result<uint64_t> oom_kills(const std::string& id) const;
   // Ids of sandboxes with a run dir or a cgroup.
   Result<std::vector<std::string>> list() const;
 
@@ -157,7 +193,8 @@ class Runtime {
 
  private:
   explicit Runtime(RuntimeConfig config) : config_(std::move(config)) {}
-  Result<Process> exec_impl(const std::string& id, const ProcessSpec& proc);
+  Result<PreparedExec> prepare_exec_impl(const std::string& id);
+  Result<Process> exec_impl(const PreparedExec& sandbox, const ProcessSpec& proc);
 
   RuntimeConfig config_;
   std::unique_ptr<CgroupManager> cgroups_;

@@ -25,6 +25,9 @@ TEST_CASE("the memory limit OOM-kills the sandbox's process and the kill is coun
   auto st = env.runtime().stats(g.id());
   REQUIRE_OK(st);
   CHECK(st->oom_kills >= 1);
+  auto kills = env.runtime().oom_kills(g.id());  // the one-file read execs use, before and after each
+  REQUIRE_OK(kills);
+  CHECK(*kills == st->oom_kills);
   CHECK(st->memory_peak <= (32ull << 20) + (1 << 20));
   // The sandbox survives its process's OOM kill.
   CHECK(exec_capture(env.runtime(), g.id(), shell("true")).status.code == 0);

@@ -221,6 +221,39 @@ TEST_CASE("twenty execs in a row each get a fresh, correctly confined process") 
   }
 }
 
+TEST_CASE("one prepared exec serves many execs, and fails cleanly once the sandbox is gone") {
+  auto& env = TestEnv::get();
+  auto& rt = env.runtime();
+  auto p = env.plan(env.unique_id("prep"));
+  auto sandbox = rt.create(p);
+  REQUIRE_OK(sandbox);
+  auto prepared = rt.prepare_exec(p.id);
+  REQUIRE_OK(prepared);
+  CHECK(prepared->id() == p.id);
+  for (int i = 0; i < 3; ++i) {
+    auto proc = rt.exec(*prepared, shell("exit 3"));
+    REQUIRE_OK(proc);
+    // The supervisor's report is there before (and without) reaping it; wait() agrees with it afterwards.
+    auto reported = proc->reported_end();
+    REQUIRE(reported.has_value());
+    CHECK(reported->code == 3);
+    CHECK(reported->usage.has_value());
+    auto st = proc->wait();
+    REQUIRE_OK(st);
+    CHECK(st->code == 3);
+    CHECK(*proc->release_cgroup());
+  }
+  auto unknown = rt.prepare_exec("no-such-sandbox");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().message().find("no-such-sandbox") != std::string::npos);
+  REQUIRE_OK(rt.destroy(p.id));
+  auto late = rt.exec(*prepared, shell("true"));
+  REQUIRE_FALSE(late.ok());
+  INFO(late.error().message());
+  CHECK(late.error().message().find(p.id) != std::string::npos);
+  check_gone(rt, p.id);
+}
+
 TEST_CASE("the v2 back end runs sandboxes on the unified hierarchy: clone into cgroup, kill, remove") {
   // On this hybrid host the cgroup2 mount has no controllers but all of the v2 mechanics.
   std::string root = "/sys/fs/cgroup/unified";
