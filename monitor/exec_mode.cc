@@ -47,8 +47,8 @@ void release_stdio() {
 }
 
 uint64_t oom_kills(const rt::Runtime& runtime, const std::string& id) {
-  auto stats = runtime.stats(id);
-  return stats.ok() ? stats->oom_kills : 0;
+  auto kills = runtime.oom_kills(id);
+  return kills.ok() ? *kills : 0;
 }
 
 // Requests from sbxd: {"signal":N} and {"kill_tree":true}; anything else is ignored.
@@ -72,12 +72,12 @@ int ms_until(Clock::time_point deadline) {
   return static_cast<int>(std::clamp<int64_t>(left, 0, 3600 * 1000));
 }
 
-// Until the exec's supervisor exits.
+// Until the exec's end is known (its supervisor reported it, or died).
 Outcome supervise(Channel& channel, rt::Process& process, int signal_fd, std::optional<Clock::time_point> deadline) {
   Outcome out;
   for (;;) {
     int timeout = deadline && !out.timed_out ? ms_until(*deadline) : -1;
-    struct pollfd fds[3] = {{process.pidfd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {channel.fd(), POLLIN, 0}};
+    struct pollfd fds[3] = {{process.end_fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {channel.fd(), POLLIN, 0}};
     int n = ::poll(fds, 3, timeout);
     if (n < 0) {
       continue;  // EINTR
@@ -150,11 +150,18 @@ Result<Prepared> prepare(Channel& channel) {
 
 }  // namespace
 
-int serve_exec(Channel& channel, rt::Runtime& runtime, const std::string& id, const rt::ProcessSpec& process,
-               uint64_t timeout_ms, int signal_fd, const std::function<void()>& release) {
+int serve_exec(Channel& channel, rt::Runtime& runtime, const Result<rt::PreparedExec>& sandbox,
+               const rt::ProcessSpec& process, uint64_t timeout_ms, int signal_fd,
+               const std::function<void()>& release) {
+  if (!sandbox.ok()) {
+    release();
+    (void)channel.send({{"error", error_json(sandbox.error())}});
+    return 1;
+  }
+  const std::string& id = sandbox->id();
   const uint64_t oom_before = oom_kills(runtime, id);
   const auto t0 = Clock::now();
-  auto started = runtime.exec(id, process);
+  auto started = runtime.exec(*sandbox, process);
   release();
   if (!started.ok()) {
     (void)channel.send({{"error", error_json(started.error())}});
@@ -167,14 +174,20 @@ int serve_exec(Channel& channel, rt::Runtime& runtime, const std::string& id, co
     deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   }
   Outcome outcome = supervise(channel, proc, signal_fd, deadline);
-  auto status = proc.wait();
   if (outcome.cancelled) {
+    (void)proc.wait();
     (void)proc.release_cgroup();
     return 1;
   }
+  // Reported before the supervisor is reaped: its exit is not the exec's business.
+  std::optional<rt::ExitStatus> reported = proc.reported_end();
+  Result<rt::ExitStatus> status = reported ? Result<rt::ExitStatus>(*reported) : proc.wait();
   auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
   bool oom_killed = oom_kills(runtime, id) > oom_before;
   (void)channel.send(end_report(status, outcome, oom_killed, duration));
+  if (reported) {
+    (void)proc.wait();
+  }
   (void)proc.release_cgroup();
   (void)runtime.sweep_exec_cgroups(id);
   return 0;
@@ -188,8 +201,9 @@ int run_exec(Channel& channel) {
     return 1;
   }
   const ExecSpec& spec = prepared->spec;
-  return serve_exec(channel, *prepared->runtime, spec.id, spec.process, spec.timeout_ms, prepared->signal_fd.get(),
-                    release_stdio);
+  rt::Runtime& runtime = *prepared->runtime;
+  return serve_exec(channel, runtime, runtime.prepare_exec(spec.id), spec.process, spec.timeout_ms,
+                    prepared->signal_fd.get(), release_stdio);
 }
 
 }  // namespace sbx::monitor

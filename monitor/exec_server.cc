@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "monitor/monitor.h"
@@ -31,6 +32,8 @@ using nlohmann::json;
 
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr int kBacklog = 64;
+// How long after a spare handler ended without taking a connection the next one is forked.
+constexpr auto kSpareRetry = std::chrono::milliseconds(1000);
 
 Result<sockaddr_un> socket_address(const std::string& path) {
   sockaddr_un addr{};
@@ -62,11 +65,37 @@ Result<void> place_stdio(const ExecRequest& request, const std::vector<Fd>& fds,
   return ok();
 }
 
-// The handler process: one exec on connection `conn`. Never returns.
-[[noreturn]] void handle_exec(Fd conn, rt::Runtime& runtime, const std::string& id) {
-  Channel channel(conn.get());
+// A spare's wait for its connection: the next one from our own uid.
+Fd wait_for_connection(int listen_fd) {
+  for (;;) {
+    struct pollfd p = {listen_fd, POLLIN, 0};
+    if (::poll(&p, 1, -1) < 0 && errno != EINTR) {
+      ::_exit(1);
+    }
+    Fd conn(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (conn.valid() && peer_is_us(conn.get())) {
+      return conn;
+    }
+    if (!conn.valid() && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+      ::_exit(1);
+    }
+  }
+}
+
+// The spare handler process: prepares an exec into sandbox `id`, takes the next connection, tells the monitor so
+// on `taken_fd` (the monitor then forks the next spare), and serves that one exec. Never returns.
+[[noreturn]] void run_spare(int listen_fd, int taken_fd, rt::Runtime& runtime, const std::string& id) {
   auto signal_fd = block_into_signalfd({SIGTERM});  // the monitor's own signalfd was closed
-  Result<json> raw = signal_fd.ok() ? channel.read_spec(kRequestTimeout) : Result<json>(signal_fd.error());
+  // Read ahead of the request: what a failure here means is reported to the request that comes.
+  Result<rt::PreparedExec> sandbox =
+      signal_fd.ok() ? runtime.prepare_exec(id) : Result<rt::PreparedExec>(signal_fd.error());
+  Fd conn = wait_for_connection(listen_fd);
+  ::close(listen_fd);
+  while (::write(taken_fd, "t", 1) < 0 && errno == EINTR) {
+  }
+  ::close(taken_fd);
+  Channel channel(conn.get());
+  Result<json> raw = sandbox.ok() ? channel.read_spec(kRequestTimeout) : Result<json>(sandbox.error());
   Result<ExecRequest> request = raw.ok() ? parse_exec_request(*raw) : Result<ExecRequest>(std::move(raw).error());
   std::vector<Fd> fds = channel.take_fds();
   if (request.ok()) {
@@ -78,7 +107,7 @@ Result<void> place_stdio(const ExecRequest& request, const std::vector<Fd>& fds,
     (void)channel.send({{"error", error_json(request.error())}});
     ::_exit(1);
   }
-  int rc = serve_exec(channel, runtime, id, request->process, request->timeout_ms, signal_fd->get(),
+  int rc = serve_exec(channel, runtime, sandbox, request->process, request->timeout_ms, signal_fd->get(),
                       [&fds] { fds.clear(); });
   ::_exit(rc);
 }
@@ -92,6 +121,12 @@ Result<ExecServer> ExecServer::listen(const std::string& path) {
   if (!server.listen_.valid()) {
     return sys_error("create the exec socket");
   }
+  int taken[2];
+  if (::pipe2(taken, O_CLOEXEC | O_NONBLOCK) < 0) {
+    return sys_error("create the exec handlers' pipe");
+  }
+  server.taken_read_ = Fd(taken[0]);
+  server.taken_write_ = Fd(taken[1]);
   (void)::unlink(path.c_str());  // a socket left by a monitor that was killed; the run dir is the sandbox's own
   if (::bind(server.listen_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) {
     return sys_error("bind the exec socket to '{}'", path);
@@ -107,14 +142,20 @@ Result<ExecServer> ExecServer::listen(const std::string& path) {
 }
 
 ExecServer::ExecServer(ExecServer&& o) noexcept
-    : path_(std::exchange(o.path_, {})), listen_(std::move(o.listen_)), handlers_(std::move(o.handlers_)) {}
+    : path_(std::exchange(o.path_, {})), listen_(std::move(o.listen_)), taken_read_(std::move(o.taken_read_)),
+      taken_write_(std::move(o.taken_write_)), handlers_(std::move(o.handlers_)),
+      spare_(std::exchange(o.spare_, -1)), spare_lost_at_(o.spare_lost_at_) {}
 
 ExecServer& ExecServer::operator=(ExecServer&& o) noexcept {
   if (this != &o) {
     shutdown(std::chrono::milliseconds(0));
     path_ = std::exchange(o.path_, {});
     listen_ = std::move(o.listen_);
+    taken_read_ = std::move(o.taken_read_);
+    taken_write_ = std::move(o.taken_write_);
     handlers_ = std::move(o.handlers_);
+    spare_ = std::exchange(o.spare_, -1);
+    spare_lost_at_ = o.spare_lost_at_;
   }
   return *this;
 }
@@ -127,8 +168,8 @@ ExecServer::~ExecServer() {
 
 std::vector<int> ExecServer::poll_fds() const {
   std::vector<int> fds;
-  if (listen_.valid()) {
-    fds.push_back(listen_.get());
+  if (taken_read_.valid()) {
+    fds.push_back(taken_read_.get());
   }
   for (const Handler& h : handlers_) {
     fds.push_back(h.pidfd.get());
@@ -136,53 +177,78 @@ std::vector<int> ExecServer::poll_fds() const {
   return fds;
 }
 
-void ExecServer::accept_all(rt::Runtime& runtime, const std::string& id, std::initializer_list<int> close_in_child) {
-  while (listen_.valid()) {
-    Fd conn(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!conn.valid()) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-        std::fprintf(stderr, "sbx-monitor: sandbox=%s: accept on the exec socket: %s\n", id.c_str(),
-                     std::strerror(errno));
-      }
-      return;
-    }
-    if (!peer_is_us(conn.get())) {
-      continue;
-    }
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      (void)Channel(conn.get()).send({{"error", error_json(sys_error("fork the exec's handler"))}});
-      continue;
-    }
-    if (pid == 0) {
-      listen_.reset();
-      for (int fd : close_in_child) {
-        ::close(fd);
-      }
-      for (Handler& h : handlers_) {
-        h.pidfd.reset();
-      }
-      handle_exec(std::move(conn), runtime, id);
-    }
-    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (!pidfd.valid()) {
-      // Cannot be watched: wait for it right here rather than leave a zombie.
-      (void)::waitpid(pid, nullptr, 0);
-      continue;
-    }
-    handlers_.push_back({pid, std::move(pidfd)});
+int ExecServer::poll_timeout_ms() const {
+  if (!listen_.valid() || spare_ > 0) {
+    return -1;
   }
+  auto wait = std::chrono::ceil<std::chrono::milliseconds>(spare_lost_at_ + kSpareRetry - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(wait, 0, kSpareRetry.count()));
 }
 
-void ExecServer::reap(int pidfd) {
+void ExecServer::ensure_spare(rt::Runtime& runtime, const std::string& id, std::initializer_list<int> close_in_child) {
+  if (!listen_.valid() || spare_ > 0 || Clock::now() < spare_lost_at_ + kSpareRetry) {
+    return;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    spare_lost_at_ = Clock::now();
+    std::fprintf(stderr, "sbx-monitor: sandbox=%s: fork an exec handler: %s\n", id.c_str(), std::strerror(errno));
+    return;
+  }
+  if (pid == 0) {
+    taken_read_.reset();
+    for (int fd : close_in_child) {
+      ::close(fd);
+    }
+    for (Handler& h : handlers_) {
+      h.pidfd.reset();
+    }
+    run_spare(listen_.get(), taken_write_.get(), runtime, id);
+  }
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) {
+    // It cannot be watched: take it back rather than leave it unreaped.
+    ::kill(pid, SIGKILL);
+    (void)::waitpid(pid, nullptr, 0);
+    spare_lost_at_ = Clock::now();
+    return;
+  }
+  handlers_.push_back({pid, std::move(pidfd)});
+  spare_ = pid;
+}
+
+bool ExecServer::spare_taken() {
+  char buf[16];
+  bool taken = false;
+  while (taken_read_.valid() && ::read(taken_read_.get(), buf, sizeof buf) > 0) {
+    taken = true;
+  }
+  if (taken) {
+    spare_ = -1;  // a handler now; the next spare is forked by ensure_spare
+  }
+  return taken;
+}
+
+void ExecServer::on_ready(int fd) {
+  if (fd == taken_read_.get()) {
+    (void)spare_taken();
+    return;
+  }
   for (auto it = handlers_.begin(); it != handlers_.end(); ++it) {
     siginfo_t info{};
-    if (it->pidfd.get() == pidfd &&
-        ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) == 0 &&
-        info.si_pid != 0) {
-      handlers_.erase(it);
-      return;
+    if (it->pidfd.get() != fd ||
+        ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd), &info, WEXITED | WNOHANG) != 0 ||
+        info.si_pid == 0) {
+      continue;
     }
+    // A spare that ended without taking a connection (killed, or it failed before it could) is replaced only after
+    // a pause, so that one that keeps failing does not make the monitor fork in a loop.
+    if (it->pid == spare_ && !spare_taken()) {
+      spare_ = -1;
+      spare_lost_at_ = Clock::now();
+    }
+    handlers_.erase(it);
+    return;
   }
 }
 
@@ -192,6 +258,15 @@ void ExecServer::shutdown(std::chrono::milliseconds grace) {
     (void)::unlink(path_.c_str());
     path_.clear();
   }
+  if (spare_ > 0 && !spare_taken()) {
+    // Idle in accept: nothing to finish. (One that took a connection meanwhile serves an exec that fails.)
+    for (const Handler& h : handlers_) {
+      if (h.pid == spare_) {
+        ::syscall(SYS_pidfd_send_signal, h.pidfd.get(), SIGKILL, nullptr, 0);
+      }
+    }
+  }
+  spare_ = -1;
   const auto deadline = Clock::now() + grace;
   while (!handlers_.empty()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();

@@ -110,13 +110,17 @@ Result<ExecRequest> parse_exec_request(const nlohmann::json& request);
 int run_sandbox(Channel& channel);
 int run_exec(Channel& channel);
 
-// One exec, reported on `channel` (monitor/README.md, `sbx-monitor exec`): starts `process` in sandbox `id`, calls
-// `release` once the process holds its stdio (the caller's copies go then, so that EOF on them means the process
-// tree closed them), then supervises it. Returns the exit status for the process serving it.
-int serve_exec(Channel& channel, rt::Runtime& runtime, const std::string& id, const rt::ProcessSpec& process,
-               uint64_t timeout_ms, int signal_fd, const std::function<void()>& release);
+// One exec, reported on `channel` (monitor/README.md, `sbx-monitor exec`): starts `process` in `sandbox` (an error
+// there is reported as the exec's), calls `release` once the process holds its stdio (the caller's copies go then,
+// so that EOF on them means the process tree closed them), then supervises it. Returns the exit status for the
+// process serving it.
+int serve_exec(Channel& channel, rt::Runtime& runtime, const Result<rt::PreparedExec>& sandbox,
+               const rt::ProcessSpec& process, uint64_t timeout_ms, int signal_fd,
+               const std::function<void()>& release);
 
-// A sandbox monitor's exec socket (exec_server.cc): each connection is an exec, served by a forked handler.
+// A sandbox monitor's exec socket (exec_server.cc): each connection is one exec, served by a handler the monitor
+// forked ahead of it. One spare handler always waits: it has prepared the exec (Runtime::prepare_exec) and sits in
+// accept; when it takes a connection it says so on a pipe, and the monitor forks the next spare.
 class ExecServer {
  public:
   // Binds and listens on `path` (mode 0600).
@@ -126,16 +130,17 @@ class ExecServer {
   ExecServer& operator=(ExecServer&& o) noexcept;
   ~ExecServer();  // unlinks the socket; handlers still running are left to finish on their own
 
-  int listen_fd() const { return listen_.get(); }
-  // The listening socket (while open) and the handlers' pidfds: poll them for POLLIN.
+  // Forks the spare handler unless one waits already (or the last one died without a connection less than a
+  // second ago). The child closes `close_in_child`: the monitor's own fds that an exec has no business holding.
+  void ensure_spare(rt::Runtime& runtime, const std::string& id, std::initializer_list<int> close_in_child);
+  // The fds to poll for POLLIN (the spare's pipe, the handlers' pidfds), and how long the poll may wait (-1: no
+  // limit) before ensure_spare has something to do.
   std::vector<int> poll_fds() const;
-  // Accepts every pending connection and forks its handler, which closes `close_in_child` (the monitor's own fds
-  // that an exec has no business holding) first.
-  void accept_all(rt::Runtime& runtime, const std::string& id, std::initializer_list<int> close_in_child);
-  // Reaps the handler behind `pidfd` if it has exited.
-  void reap(int pidfd);
-  // Stops accepting (closes and unlinks the socket), waits up to `grace` for the handlers, then SIGKILLs and reaps
-  // the rest.
+  int poll_timeout_ms() const;
+  // One of poll_fds() is readable: notes a spare that took its connection, reaps a handler that exited.
+  void on_ready(int fd);
+  // Stops serving (closes and unlinks the socket, kills the idle spare), waits up to `grace` for the handlers
+  // serving execs, then SIGKILLs and reaps the rest.
   void shutdown(std::chrono::milliseconds grace);
 
  private:
@@ -143,9 +148,14 @@ class ExecServer {
     pid_t pid;
     Fd pidfd;
   };
+  bool spare_taken();  // drains the pipe: true if the spare took a connection
+
   std::string path_;
   Fd listen_;
-  std::vector<Handler> handlers_;
+  Fd taken_read_, taken_write_;  // a spare writes a byte when it takes its connection
+  std::vector<Handler> handlers_;  // every child: the spare and the handlers serving execs
+  pid_t spare_ = -1;
+  std::chrono::steady_clock::time_point spare_lost_at_{};
 };
 
 // Small shared helpers.

@@ -81,11 +81,12 @@ void supervise(rt::Runtime& runtime, rt::Sandbox& sandbox, Fd output, std::optio
                ExecServer& execs) {
   std::vector<struct pollfd> fds;
   for (;;) {
+    execs.ensure_spare(runtime, sandbox.id(), {signal_fd, output.get()});
     fds.assign({{sandbox.init().pidfd(), POLLIN, 0}, {signal_fd, POLLIN, 0}, {output.get(), POLLIN, 0}});
     for (int fd : execs.poll_fds()) {
       fds.push_back({fd, POLLIN, 0});
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    if (::poll(fds.data(), fds.size(), execs.poll_timeout_ms()) < 0) {
       continue;  // EINTR
     }
     if (fds[2].revents != 0 && !drain_output(output.get(), log, sandbox.id())) {
@@ -95,13 +96,8 @@ void supervise(rt::Runtime& runtime, rt::Sandbox& sandbox, Fd output, std::optio
       (void)sandbox.init().signal(SIGTERM);
     }
     for (size_t i = 3; i < fds.size(); ++i) {
-      if (fds[i].revents == 0) {
-        continue;
-      }
-      if (fds[i].fd == execs.listen_fd()) {
-        execs.accept_all(runtime, sandbox.id(), {signal_fd, output.get()});
-      } else {
-        execs.reap(fds[i].fd);
+      if (fds[i].revents != 0) {
+        execs.on_ready(fds[i].fd);
       }
     }
     if (fds[0].revents != 0) {
@@ -137,8 +133,8 @@ int finish(rt::Runtime& runtime, rt::Sandbox& sandbox, const std::string& exit_p
   if (!status.ok()) {
     warn(sandbox.id(), status.error());
   }
-  auto stats = runtime.stats(sandbox.id());
-  bool oom_killed = stats.ok() && stats->oom_kills > 0;
+  auto kills = runtime.oom_kills(sandbox.id());
+  bool oom_killed = kills.ok() && *kills > 0;
   if (auto destroyed = runtime.destroy(sandbox.id()); !destroyed.ok()) {
     warn(sandbox.id(), destroyed.error());
   }

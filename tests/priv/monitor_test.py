@@ -378,6 +378,7 @@ def test_exec_mode(workdir):
             test_exec_background_survives(sid)
             print(f"exec through the {VIA}: {exec_latency(sid):.1f} ms per exec of /bin/true", flush=True)
         test_exec_socket_requests(sid)
+        test_spare_handler(mon.pid, ok["init_pid"], sid)
         check(oct(os.stat(f"{RUN_ROOT}/{sid}/monitor.sock").st_mode & 0o777) == "0o600", "the exec socket is 0600")
         check(not nobody_can_connect(f"{RUN_ROOT}/{sid}/monitor.sock"), "another uid cannot connect to it")
         running = start_exec(sid, {"argv": ["sleep", "1000"], "env": ENV})
@@ -419,6 +420,28 @@ def test_exec_socket_requests(sid):
         conn.close()
     os.close(r)
     os.close(w)
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_spare_handler(monitor_pid, init_pid, sid):
+    """The monitor keeps one spare exec handler waiting; one that dies is replaced and execs go on working."""
+    check(wait_for(lambda: len(children(monitor_pid)) == 2), "an idle sandbox monitor has init and one spare",
+          children(monitor_pid))
+    spares = [p for p in children(monitor_pid) if p != init_pid]
+    check(len(spares) == 1, "one spare besides init", children(monitor_pid))
+    if spares:
+        os.kill(spares[0], signal.SIGKILL)
+        t0 = time.monotonic()
+        _, end, out, _, _ = run_exec(sid, shell("echo after"))
+        check(end is not None and end["exit_code"] == 0 and out == "after\n",
+              "an exec after the spare was killed still runs", (end, out))
+        check(time.monotonic() - t0 < 10, "within the spare's replacement delay", time.monotonic() - t0)
+        check(wait_for(lambda: len(children(monitor_pid)) == 2 and spares[0] not in children(monitor_pid)),
+              "a new spare replaces the old one", children(monitor_pid))
 
 
 def nobody_can_connect(path):
