@@ -405,9 +405,6 @@ class ExecSession {
     } else {
       row.error = error_.message().empty() ? "the exec's monitor exited without a result" : error_.message();
     }
-    if (auto r = d_.store().add_exec(row); !r.ok()) {
-      log_warn("sandbox={}: record exec {}: {}", sandbox_id_, exec_id_, r.error().message());
-    }
     if (!result_.is_object()) {
       Error e = error_.message().empty() ? make_error("the exec's monitor exited without a result") : error_;
       call_->fail(e);
@@ -423,6 +420,11 @@ class ExecSession {
         out["stderr_b64"] = api::base64_encode(err_buf_);
       }
       call_->reply(out);
+    }
+    // Recorded after the reply has gone out, still before the loop reads the client's next request: no caller can
+    // see the reply without the record.
+    if (auto r = d_.store().add_exec(row); !r.ok()) {
+      log_warn("sandbox={}: record exec {}: {}", sandbox_id_, exec_id_, r.error().message());
     }
     d_.retire_exec(token_);
   }
