@@ -157,13 +157,15 @@ def memory_figures(m):
     before, loaded, after = m["before"], m["loaded"], m["after"]
     per = m["per_sandbox"]
     kernel = sum(delta_per_sandbox(m, f) for f in KERNEL_FIELDS)
-    anon = mib(per["monitor_anon_kb"]["median"]) + mib(per.get("init_anon_kb", {"median": 0})["median"])
+    handlers = mib(per.get("handlers_private_kb", {"median": 0})["median"])
+    anon = mib(per["monitor_anon_kb"]["median"]) + mib(per.get("init_anon_kb", {"median": 0})["median"]) + handlers
     return {
         "count": n,
         "accounted": anon + kernel,
         "kernel": kernel,
         "processes_anon": anon,
         "init_anon": mib(per.get("init_anon_kb", {"median": 0})["median"]),
+        "handlers_private": handlers,
         "drift": mib(before["MemAvailable"] - after["MemAvailable"]) / n,
         "anon_pages": delta_per_sandbox(m, "AnonPages"),
         "sbxd_empty": mib(before["sbxd_VmRSS"]),
@@ -198,9 +200,10 @@ def memory_section(m):
            f"| sbxd VmRSS, {n} idle sandboxes | {f['sbxd_loaded']:.1f} MiB |",
            f"| sbxd VmRSS, after removing them | {f['sbxd_after']:.1f} MiB |",
            f"| sbxd VmRSS growth per sandbox | {(f['sbxd_loaded'] - f['sbxd_empty']) * 1024 / n:.1f} KiB |",
-           f"| **host memory per idle sandbox, accounted** (monitor + init anonymous memory, + Shmem, SUnreclaim, "
-           f"PageTables, KernelStack growth / {n}) | **{f['accounted']:.2f} MiB** |",
-           f"| of which the two processes' anonymous (private) memory | {f['processes_anon']:.2f} MiB |",
+           f"| **host memory per idle sandbox, accounted** (monitor + init anonymous memory, the spare exec "
+           f"handler's private memory, + Shmem, SUnreclaim, PageTables, KernelStack growth / {n}) | "
+           f"**{f['accounted']:.2f} MiB** |",
+           f"| of which the three processes' anonymous (private) memory | {f['processes_anon']:.2f} MiB |",
            f"| of which kernel and shared memory (meminfo growth / {n}) | {f['kernel']:.2f} MiB |",
            f"| host memory per idle sandbox, MemAvailable drop / {n} (whole host; other processes move it too) | "
            f"{f['per_sandbox_avail']:.2f} MiB |",
@@ -210,6 +213,8 @@ def memory_section(m):
            f"{f['monitor_anon']:.2f} / {f['monitor_pss']:.2f} MiB |",
            f"| the sandbox's init (sbx-init): VmRSS / RssAnon / PSS, median | {f['init_rss']:.2f} / "
            f"{f['init_anon']:.2f} / {f['init_pss']:.2f} MiB |",
+           f"| the spare exec handler (a fork of the monitor): private memory, median | "
+           f"{f['handlers_private']:.2f} MiB |",
            f"| the sandbox's cgroup: memory usage (`sandbox.stats` memory_current), median | {f['cgroup']:.2f} MiB |"]
     out += meminfo_delta_rows(m)
     out += ["", f"Creating the {n} idle sandboxes one after another took {m['create_all_s']:.1f} s, removing them "
@@ -240,8 +245,10 @@ def method_lines(args, stats):
         "filter through `run.oci.seccomp_bpf_data`.",
         "- p50 is the median; p90/p99 are nearest-rank percentiles of all timed runs.",
         "- Memory: `sbx-bench-daemon memory` on the same sbxd after the latency rounds (no sandbox left). The "
-        "headline, *accounted* host memory per idle sandbox, is the anonymous (private) memory of its two "
-        "processes (monitor and init; their shared-library pages are shared by all) plus what N idle sandboxes add "
+        "headline, *accounted* host memory per idle sandbox, is the anonymous (private) memory of its processes "
+        "(monitor and init, RssAnon; their shared-library pages are shared by all; and the spare exec handler the "
+        "monitor forks ahead of each exec, counted by the pages only it maps, since it shares the rest with the "
+        "monitor) plus what N idle sandboxes add "
         "to the kernel-side meminfo counters, / N: Shmem (the sbx-init memfd each monitor holds), SUnreclaim "
         "(namespaces, mounts, cgroups), PageTables and KernelStack. Those counters move little with other "
         "processes' work, unlike MemAvailable, whose drop / N would be the complete figure on a quiet machine "

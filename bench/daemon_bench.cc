@@ -295,30 +295,39 @@ Result<json> sample_state(pid_t daemon_pid) {
   return out;
 }
 
-// The first child of `pid` (a sandbox monitor's only child is the sandbox's init), or 0.
-pid_t first_child(pid_t pid) {
+// The children of `pid` (a sandbox monitor's: the sandbox's init and the spare exec handler it forks ahead of an exec).
+std::vector<pid_t> children(pid_t pid) {
+  std::vector<pid_t> out;
   auto text = sbx::read_file(fmt::format("/proc/{}/task/{}/children", pid, pid));
-  if (!text.ok()) {
-    return 0;
+  for (size_t pos = 0; text.ok() && pos < text->size();) {
+    size_t end = text->find(' ', pos);
+    end = end == std::string::npos ? text->size() : end;
+    auto n = sbx::parse_u64(text->substr(pos, end - pos));
+    if (n.ok()) {
+      out.push_back(static_cast<pid_t>(*n));
+    }
+    pos = end + 1;
   }
-  auto n = sbx::parse_u64(text->substr(0, text->find(' ')));
-  return n.ok() ? static_cast<pid_t>(*n) : 0;
+  return out;
 }
 
 struct ProcessMemory {
   uint64_t rss_kb = 0;
   uint64_t anon_kb = 0;
   uint64_t pss_kb = 0;
+  uint64_t private_kb = 0;  // pages no other process maps: for a fork, what it costs beyond its parent
 };
 
 Result<ProcessMemory> process_memory(pid_t pid) {
   SBX_ASSIGN(auto status, read_kb_fields(fmt::format("/proc/{}/status", pid)));
   SBX_ASSIGN(auto rollup, read_kb_fields(fmt::format("/proc/{}/smaps_rollup", pid)));
-  return ProcessMemory{status["VmRSS"], status["RssAnon"], rollup["Pss"]};
+  return ProcessMemory{status["VmRSS"], status["RssAnon"], rollup["Pss"],
+                       rollup["Private_Clean"] + rollup["Private_Dirty"]};
 }
 
 struct SandboxMemory {
-  std::vector<uint64_t> monitor_rss, monitor_anon, monitor_pss, init_rss, init_anon, init_pss, cgroup_bytes;
+  std::vector<uint64_t> monitor_rss, monitor_anon, monitor_pss, init_rss, init_anon, init_pss, handlers_private,
+      cgroup_bytes;
 };
 
 // One sandbox's monitor (from sandbox.inspect), its init (the monitor's child) and its cgroup (sandbox.stats).
@@ -332,14 +341,24 @@ Result<void> measure_sandbox(Client& client, const std::string& id, SandboxMemor
   m.monitor_rss.push_back(mon.rss_kb);
   m.monitor_anon.push_back(mon.anon_kb);
   m.monitor_pss.push_back(mon.pss_kb);
-  pid_t init = first_child(monitor);
-  if (init <= 0) {
-    return sbx::make_error("sandbox '{}': its monitor {} has no child (init)", id, monitor);
+  pid_t init = sandbox.value("init_pid", 0);
+  std::vector<pid_t> kids = children(monitor);
+  if (init <= 0 || std::find(kids.begin(), kids.end(), init) == kids.end()) {
+    return sbx::make_error("sandbox '{}': its init {} is not a child of its monitor {}", id, init, monitor);
   }
   SBX_ASSIGN(ProcessMemory ini, process_memory(init));
   m.init_rss.push_back(ini.rss_kb);
   m.init_anon.push_back(ini.anon_kb);
   m.init_pss.push_back(ini.pss_kb);
+  // The rest are forks of the monitor (the spare exec handler): they share its pages until they write them.
+  uint64_t handlers_kb = 0;
+  for (pid_t kid : kids) {
+    if (kid != init) {
+      SBX_ASSIGN(ProcessMemory h, process_memory(kid));
+      handlers_kb += h.private_kb;
+    }
+  }
+  m.handlers_private.push_back(handlers_kb);
   SBX_ASSIGN(json stats, call(client, "sandbox.stats", {{"id", id}}));
   m.cgroup_bytes.push_back(stats.value("memory_current", uint64_t{0}));
   return sbx::ok();
@@ -358,6 +377,7 @@ json describe(const SandboxMemory& m) {
   return {{"monitor_rss_kb", summarize(m.monitor_rss)}, {"monitor_anon_kb", summarize(m.monitor_anon)},
           {"monitor_pss_kb", summarize(m.monitor_pss)},  {"init_rss_kb", summarize(m.init_rss)},
           {"init_anon_kb", summarize(m.init_anon)},      {"init_pss_kb", summarize(m.init_pss)},
+          {"handlers_private_kb", summarize(m.handlers_private)},
           {"cgroup_memory_bytes", summarize(m.cgroup_bytes)}};
 }
 
