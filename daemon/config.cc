@@ -199,6 +199,7 @@ Result<void> read_limits(TableReader& t, DaemonConfig* c) {
   SBX_TRY(t.integer("max_sandboxes", &c->max_sandboxes, 0));
   SBX_TRY(t.integer("max_sandboxes_per_owner", &c->max_sandboxes_per_owner, 0));
   SBX_TRY(t.integer("max_concurrent_execs", &c->max_concurrent_execs, 1));
+  SBX_TRY(t.integer("history_days", &c->history_days, 0));
   return t.no_unknown_keys();
 }
 

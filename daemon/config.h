@@ -49,6 +49,7 @@ struct DaemonConfig {
   int64_t max_sandboxes = 1000;
   int64_t max_sandboxes_per_owner = 100;
   int64_t max_concurrent_execs = 256;
+  int64_t history_days = 90;  // exec records and events older than this are deleted; 0: kept forever
 };
 
 // Reads a TOML file over the defaults. `required`: a missing file is an error (else the defaults stand).

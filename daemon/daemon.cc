@@ -145,6 +145,15 @@ Result<void> Daemon::start() {
       static_cast<Daemon*>(t->data)->expire_ttls();
     }
   }, 1000, 1000);
+  prune_history();
+  history_timer_ = UvHandle<uv_timer_t>::make();
+  uv_timer_init(loop_, history_timer_.get());
+  history_timer_.get()->data = this;
+  uv_timer_start(history_timer_.get(), [](uv_timer_t* t) {
+    if (t->data != nullptr) {
+      static_cast<Daemon*>(t->data)->prune_history();
+    }
+  }, kHistoryPruneIntervalMs, kHistoryPruneIntervalMs);
   ServerOptions so;
   so.socket_path = config_.socket;
   so.socket_mode = config_.socket_mode;
@@ -165,6 +174,7 @@ void Daemon::shutdown() {
     server_->close();
   }
   ttl_timer_.reset();
+  history_timer_.reset();
   execs_.clear();
   followers_.clear();
   graveyard_.clear();
@@ -521,6 +531,23 @@ void Daemon::remove_stray_dirs() {
   for (const auto& name : stray) {
     log_warn("removing stray sandbox directory {}", sandbox_dir(name));
     (void)remove_tree(sandbox_dir(name));
+  }
+}
+
+void Daemon::prune_history() {
+  if (config_.history_days <= 0) {
+    return;
+  }
+  constexpr int64_t kDayMs = 24 * 3600 * 1000;
+  const int64_t now = api::now_ms();
+  // A retention longer than the epoch is old deletes nothing (and must not overflow).
+  const int64_t cutoff = config_.history_days >= now / kDayMs ? 0 : now - config_.history_days * kDayMs;
+  auto pruned = store_->prune_history(cutoff);
+  if (!pruned.ok()) {
+    log_warn("prune the history older than {} days: {}", config_.history_days, pruned.error().message());
+  } else if (pruned->execs > 0 || pruned->events > 0) {
+    log_info("pruned {} exec records and {} events older than {} days", pruned->execs, pruned->events,
+             config_.history_days);
   }
 }
 

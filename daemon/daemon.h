@@ -126,6 +126,8 @@ class Daemon {
   RecordFilter record_filter(const Caller& caller, const json& params, Result<void>* error);
   void adopt(SandboxEntry& e);
   void expire_ttls();
+  // Deletes exec records and events older than history_days.
+  void prune_history();
   Result<void> check_quota(const Caller& caller) const;
 
   uv_loop_t* loop_;
@@ -144,6 +146,8 @@ class Daemon {
   UvHandle<uv_check_t> sweep_;
   uint64_t next_session_ = 1;
   UvHandle<uv_timer_t> ttl_timer_;
+  UvHandle<uv_timer_t> history_timer_;
+  static constexpr uint64_t kHistoryPruneIntervalMs = 3600 * 1000;
 
   friend class ExecSession;
   friend class Launch;

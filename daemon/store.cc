@@ -32,6 +32,11 @@ const char* const kMigrations[] = {
       name TEXT NOT NULL, owner_uid INTEGER NOT NULL, tenant TEXT NOT NULL, details TEXT NOT NULL);
     CREATE INDEX events_by_sandbox ON events (sandbox_id, seq);
     )sql",
+    // 2: history retention deletes by age.
+    R"sql(
+    CREATE INDEX execs_by_time ON execs (started_at);
+    CREATE INDEX events_by_time ON events (time);
+    )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -117,6 +122,12 @@ struct Store::Impl {
       return sql_error("write");
     }
     return ok();
+  }
+
+  // run(), returning how many rows it changed.
+  Result<int64_t> run_counted(std::string_view sql, const std::vector<Value>& values) {
+    SBX_TRY(run(sql, values));
+    return static_cast<int64_t>(sqlite3_changes(db));
   }
 
   Result<void> query(std::string_view sql, const std::vector<Value>& values,
@@ -234,6 +245,13 @@ Result<void> Store::put_sandbox(const SandboxRow& r) {
 
 Result<void> Store::delete_sandbox(const std::string& id) {
   return impl_->run("DELETE FROM sandboxes WHERE id = ?", {id});
+}
+
+Result<PrunedRecords> Store::prune_history(int64_t before_ms) {
+  PrunedRecords out;
+  SBX_ASSIGN(out.execs, impl_->run_counted("DELETE FROM execs WHERE started_at < ?", {before_ms}));
+  SBX_ASSIGN(out.events, impl_->run_counted("DELETE FROM events WHERE time < ?", {before_ms}));
+  return out;
 }
 
 Result<void> Store::add_exec(const ExecRow& r) {

@@ -73,6 +73,11 @@ struct RecordFilter {
   std::optional<std::string> tenant;
 };
 
+struct PrunedRecords {
+  int64_t execs = 0;
+  int64_t events = 0;
+};
+
 class Store {
  public:
   // Opens (creating) the database and migrates it to the current schema.
@@ -91,7 +96,9 @@ class Store {
   Result<int64_t> add_event(EventRow row);  // returns its seq
   Result<std::vector<EventRow>> events(const RecordFilter& filter, int limit);
 
-  Result<void> check();  // a trivial query: is the database usable?
+  Result<void> check();
+  // Deletes the exec records that started, and the events that happened, before `before_ms` (epoch ms).
+  Result<PrunedRecords> prune_history(int64_t before_ms);  // a trivial query: is the database usable?
 
  private:
   struct Impl;

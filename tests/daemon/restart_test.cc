@@ -1,6 +1,7 @@
 // Sandboxes outlive sbxd: after SIGKILL (a crash) or SIGTERM, they keep running, and the next sbxd on the same
 // dirs re-adopts them; one whose main command ended meanwhile is reported exited with its exit code.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -45,9 +46,42 @@ int count_sleeps(const std::string& id) {
   return n;
 }
 
+// Adds an exec record straight to the database of a stopped sbxd, started `age_days` ago.
+void insert_exec_record(const std::string& db_path, const std::string& exec_id, const std::string& sandbox_id,
+                        int64_t age_days) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  const int64_t started = api::now_ms() - age_days * 24 * 3600 * 1000;
+  std::string sql = fmt::format(
+      "INSERT INTO execs (exec_id, sandbox_id, owner_uid, tenant, argv, caller_uid, started_at, duration_ms, "
+      "exit_code, signal, timed_out, oom_killed, cpu_user_us, cpu_system_us, peak_rss_bytes, error) "
+      "VALUES ('{}', '{}', 0, '', '[\"true\"]', 0, {}, 1, 0, NULL, 0, 0, 0, 0, 0, '')", exec_id, sandbox_id, started);
+  char* msg = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &msg);
+  CHECK_MESSAGE(rc == SQLITE_OK, (msg != nullptr ? msg : ""));
+  sqlite3_free(msg);
+  sqlite3_close(db);
+}
+
 }  // namespace
 
 TEST_SUITE("daemon.restart") {
+
+TEST_CASE("records older than history_days (90 by default) are pruned when sbxd starts; newer ones stay") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  DaemonBack back;
+  d.stop();
+  insert_exec_record(d.state_dir() + "/sbxd.db", "ancientexec1", "gonesandbox1", 100);
+  insert_exec_record(d.state_dir() + "/sbxd.db", "recentexec01", "gonesandbox1", 10);
+  d.start();
+  json execs = call_ok("execs.list", {{"id", "gonesandbox1"}})["execs"];
+  std::vector<std::string> ids;
+  for (const auto& e : execs) {
+    ids.push_back(e.value("exec_id", ""));
+  }
+  CHECK(ids == std::vector<std::string>{"recentexec01"});
+  CHECK(d.log().find("pruned 1 exec records") != std::string::npos);
+}
 
 TEST_CASE("after SIGKILL of sbxd the sandboxes run on, and the next sbxd re-adopts them") {
   DaemonProcess& d = TestEnv::get().daemon();

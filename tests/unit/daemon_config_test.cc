@@ -160,6 +160,7 @@ log_max_bytes = "64K"
 max_sandboxes = 10
 max_sandboxes_per_owner = 2
 max_concurrent_execs = 3
+history_days = 7
 )");
   CHECK(c.max_request_bytes == 1ull << 20);
   CHECK(c.max_file_bytes == 1000000);
@@ -169,6 +170,7 @@ max_concurrent_execs = 3
   CHECK(c.max_sandboxes == 10);
   CHECK(c.max_sandboxes_per_owner == 2);
   CHECK(c.max_concurrent_execs == 3);
+  CHECK(c.history_days == 7);
 }
 
 TEST_CASE("an unknown key in any section is an error naming section and key") {
@@ -212,6 +214,7 @@ TEST_CASE("a value of the wrong type or out of range is an error naming the key"
   check_error_names("[limits]\nmax_sandboxes = -1\n", "[limits] max_sandboxes");
   check_error_names("[limits]\nmax_sandboxes_per_owner = 1.5\n", "[limits] max_sandboxes_per_owner");
   check_error_names("[limits]\nmax_concurrent_execs = 0\n", "[limits] max_concurrent_execs");
+  check_error_names("[limits]\nhistory_days = -1\n", "[limits] history_days");
 }
 
 TEST_CASE("paths must be absolute") {

@@ -319,6 +319,33 @@ TEST_CASE("events get increasing sequence numbers, round-trip, and are filtered 
   CHECK(*f > *e);
 }
 
+TEST_CASE("pruning deletes the exec records and events before the cutoff, and only those") {
+  TempDb db;
+  auto s = db.open();
+  REQUIRE(s->put_sandbox(sandbox("kept", 1)).ok());
+  for (int64_t t : {100, 200, 300}) {
+    ExecRow e = exec_row("x" + std::to_string(t), "kept", 0, "");
+    e.started_at = t;
+    REQUIRE(s->add_exec(e).ok());
+    EventRow ev = event_row("t" + std::to_string(t), "kept", 0, "");
+    ev.time = t;
+    REQUIRE(s->add_event(ev).ok());
+  }
+  auto pruned = s->prune_history(200);
+  REQUIRE_MESSAGE(pruned.ok(), pruned.error().message());
+  CHECK(pruned->execs == 1);
+  CHECK(pruned->events == 1);
+  CHECK(exec_ids(*s, {}, 10) == Strings{"x200", "x300"});
+  CHECK(event_types(*s, {}, 10) == Strings{"t200", "t300"});
+  pruned = s->prune_history(200);  // nothing older left
+  REQUIRE(pruned.ok());
+  CHECK(pruned->execs == 0);
+  CHECK(pruned->events == 0);
+  auto rows = s->sandboxes();  // a sandbox's own row is not history
+  REQUIRE(rows.ok());
+  CHECK(rows->size() == 1);
+}
+
 TEST_CASE("records outlive their sandbox's row") {
   TempDb db;
   auto s = db.open();
