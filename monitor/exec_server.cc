@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -84,12 +85,20 @@ Fd wait_for_connection(int listen_fd) {
 
 // The spare handler process: prepares an exec into sandbox `id`, takes the next connection, tells the monitor so
 // on `taken_fd` (the monitor then forks the next spare), and serves that one exec. Never returns.
-[[noreturn]] void run_spare(int listen_fd, int taken_fd, rt::Runtime& runtime, const std::string& id) {
+[[noreturn]] void run_spare(int listen_fd, int taken_fd, rt::Runtime& runtime, const std::string& id,
+                            pid_t monitor) {
+  // An idle spare goes with its monitor (which may be SIGKILLed): it must not sit in accept for ever, holding the
+  // socket open for a sandbox nobody supervises. One that took an exec finishes it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != monitor) {
+    ::_exit(1);  // the monitor died before the line above
+  }
   auto signal_fd = block_into_signalfd({SIGTERM});  // the monitor's own signalfd was closed
   // Read ahead of the request: what a failure here means is reported to the request that comes.
   Result<rt::PreparedExec> sandbox =
       signal_fd.ok() ? runtime.prepare_exec(id) : Result<rt::PreparedExec>(signal_fd.error());
   Fd conn = wait_for_connection(listen_fd);
+  ::prctl(PR_SET_PDEATHSIG, 0);
   ::close(listen_fd);
   while (::write(taken_fd, "t", 1) < 0 && errno == EINTR) {
   }
@@ -189,6 +198,7 @@ void ExecServer::ensure_spare(rt::Runtime& runtime, const std::string& id, std::
   if (!listen_.valid() || spare_ > 0 || Clock::now() < spare_lost_at_ + kSpareRetry) {
     return;
   }
+  const pid_t monitor = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     spare_lost_at_ = Clock::now();
@@ -203,7 +213,7 @@ void ExecServer::ensure_spare(rt::Runtime& runtime, const std::string& id, std::
     for (Handler& h : handlers_) {
       h.pidfd.reset();
     }
-    run_spare(listen_.get(), taken_write_.get(), runtime, id);
+    run_spare(listen_.get(), taken_write_.get(), runtime, id, monitor);
   }
   Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd.valid()) {

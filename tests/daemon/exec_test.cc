@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "api/protocol.h"
@@ -133,6 +135,35 @@ TEST_CASE("an exec ended by a signal reports the signal and no exit code") {
   REQUIRE(ok.ok);
   CHECK(ok.result["exit_code"] == 0);
   CHECK(ok.result["signal"].is_null());
+}
+
+TEST_CASE("a sandbox whose monitor was killed still runs execs, and its idle spare handler died with the monitor") {
+  Sandbox s;
+  const std::string sock = TestEnv::get().daemon().run_dir() + "/" + s.id() + "/monitor.sock";
+  CHECK(run_exec(s.id(), {{"argv", {"true"}}}).ok);  // through the monitor's exec socket
+  const pid_t monitor = s.inspect()["monitor_pid"].get<int>();
+  const pid_t init = run_state(s.id())["init_pid"].get<int>();
+  std::vector<pid_t> spares;
+  std::istringstream children(host_file(fmt::format("/proc/{}/task/{}/children", monitor, monitor)));
+  for (pid_t pid; children >> pid;) {
+    if (pid != init) {
+      spares.push_back(pid);
+    }
+  }
+  CHECK(spares.size() == 1);
+  REQUIRE(::kill(monitor, SIGKILL) == 0);
+  for (pid_t spare : spares) {
+    CHECK(wait_until([&] { return !process_alive(spare); }));
+  }
+  // sbxd watches init itself now; the socket file is there, but nothing listens: it starts an exec monitor.
+  CHECK(wait_until([&] {
+    return TestEnv::get().daemon().log().find(s.id() + ": its monitor exited") != std::string::npos;
+  }));
+  CHECK(std::filesystem::exists(sock));
+  ExecOutput o = run_exec(s.id(), {{"argv", {"sh", "-c", "echo still here"}}});
+  REQUIRE(o.ok);
+  CHECK(o.out == "still here\n");
+  CHECK(o.result["exit_code"] == 0);
 }
 
 TEST_CASE("an exec of a program that does not exist fails with its errno") {
