@@ -88,6 +88,17 @@ Result<void> set_freezer(const std::string& dir, bool frozen, std::chrono::milli
   }
 }
 
+// Thaws every cgroup below `dir` in the freezer hierarchy. A child that froze itself (an exec's tree being killed
+// when its killer died before the thaw) stays frozen when only its parent is thawed, and a frozen task cannot die.
+void thaw_descendants(const std::string& dir) {
+  auto children = list_subdirs(dir);
+  for (const std::string& child : children.ok() ? *children : std::vector<std::string>{}) {
+    const std::string path = dir + "/" + child;
+    (void)write_file(path + "/freezer.state", "THAWED");
+    thaw_descendants(path);
+  }
+}
+
 uint64_t saturating_add(uint64_t a, uint64_t b) {
   return b > std::numeric_limits<uint64_t>::max() - a ? std::numeric_limits<uint64_t>::max() : a + b;
 }
@@ -252,6 +263,7 @@ Result<void> V1Cgroup::kill_all() {
     std::vector<pid_t> pids = all_members();
     kill_pids(pids);
     if (!freezer.empty() && is_directory(freezer)) {
+      thaw_descendants(freezer);
       auto thawed = set_freezer(freezer, false, kSettleTimeout);
       if (!thawed.ok() && frozen) {
         return std::move(thawed).error().context(fmt::format("kill members of cgroup '{}'", id()));
