@@ -144,13 +144,18 @@ TEST_CASE("a sandbox whose monitor was killed still runs execs, and its idle spa
   const pid_t monitor = s.inspect()["monitor_pid"].get<int>();
   const pid_t init = run_state(s.id())["init_pid"].get<int>();
   std::vector<pid_t> spares;
-  std::istringstream children(host_file(fmt::format("/proc/{}/task/{}/children", monitor, monitor)));
-  for (pid_t pid; children >> pid;) {
-    if (pid != init) {
-      spares.push_back(pid);
+  // The handler of the exec above may still be finishing (it reaps and removes the exec's cgroup after replying):
+  // the monitor is idle when init and one spare are all its children.
+  CHECK(wait_until([&] {
+    spares.clear();
+    std::istringstream children(host_file(fmt::format("/proc/{}/task/{}/children", monitor, monitor)));
+    for (pid_t pid; children >> pid;) {
+      if (pid != init) {
+        spares.push_back(pid);
+      }
     }
-  }
-  CHECK(spares.size() == 1);
+    return spares.size() == 1;
+  }));
   REQUIRE(::kill(monitor, SIGKILL) == 0);
   for (pid_t spare : spares) {
     CHECK(wait_until([&] { return !process_alive(spare); }));

@@ -27,14 +27,25 @@ std::vector<pid_t> exec_members(rt::Runtime& runtime, const std::string& id, con
   return *members;
 }
 
-// Waits until the exec's cgroup holds at least `count` processes. The bound only stops a hang: a loaded 2-CPU machine
-// (a full test run beside other work) has been seen to take more than 5 s to start three sleeps.
+// How many members of the exec's cgroup are `sleep` processes (by their comm, read on the host).
+size_t sleeping_members(rt::Runtime& runtime, const std::string& id, const std::string& exec_cgroup) {
+  size_t n = 0;
+  for (pid_t pid : exec_members(runtime, id, exec_cgroup)) {
+    auto comm = read_file(fmt::format("/proc/{}/comm", pid));
+    n += comm.ok() && trim(*comm) == "sleep";
+  }
+  return n;
+}
+
+// Waits until the exec's cgroup holds `count` sleeps. Counting members alone would race: the subshells that start
+// the background sleeps are members too, for a moment. The bound only stops a hang.
 void wait_for_members(rt::Runtime& runtime, const std::string& id, const std::string& exec_cgroup, size_t count) {
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (exec_members(runtime, id, exec_cgroup).size() < count && std::chrono::steady_clock::now() < deadline) {
+  while (sleeping_members(runtime, id, exec_cgroup) < count && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
-  REQUIRE(exec_members(runtime, id, exec_cgroup).size() >= count);
+  REQUIRE(sleeping_members(runtime, id, exec_cgroup) == count);
+  REQUIRE(exec_members(runtime, id, exec_cgroup).size() == count);
 }
 
 // The pids (inside the sandbox) of every `sleep` running there.
