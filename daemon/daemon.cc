@@ -114,6 +114,19 @@ json Daemon::runtime_spec() const {
   return rt::runtime_config_to_json(runtime_config());
 }
 
+UvHandle<uv_timer_t> Daemon::start_periodic(uint64_t interval_ms, void (Daemon::*task)()) {
+  auto timer = UvHandle<uv_timer_t>::make();
+  uv_timer_init(loop_, timer.get());
+  periodic_[timer.get()] = task;
+  timer.get()->data = this;
+  uv_timer_start(timer.get(), [](uv_timer_t* t) {
+    if (auto* d = static_cast<Daemon*>(t->data)) {
+      (d->*(d->periodic_.at(t)))();
+    }
+  }, interval_ms, interval_ms);
+  return timer;
+}
+
 Result<void> Daemon::start() {
   started_ms_ = api::now_ms();
   SBX_TRY_CTX(make_dir(config_.state_dir, 0700), "create state dir");
@@ -137,23 +150,9 @@ Result<void> Daemon::start() {
       static_cast<Daemon*>(h->data)->graveyard_.clear();
     }
   });
-  ttl_timer_ = UvHandle<uv_timer_t>::make();
-  uv_timer_init(loop_, ttl_timer_.get());
-  ttl_timer_.get()->data = this;
-  uv_timer_start(ttl_timer_.get(), [](uv_timer_t* t) {
-    if (t->data != nullptr) {
-      static_cast<Daemon*>(t->data)->expire_ttls();
-    }
-  }, 1000, 1000);
+  ttl_timer_ = start_periodic(1000, &Daemon::expire_ttls);
   prune_history();
-  history_timer_ = UvHandle<uv_timer_t>::make();
-  uv_timer_init(loop_, history_timer_.get());
-  history_timer_.get()->data = this;
-  uv_timer_start(history_timer_.get(), [](uv_timer_t* t) {
-    if (t->data != nullptr) {
-      static_cast<Daemon*>(t->data)->prune_history();
-    }
-  }, kHistoryPruneIntervalMs, kHistoryPruneIntervalMs);
+  history_timer_ = start_periodic(kHistoryPruneIntervalMs, &Daemon::prune_history);
   ServerOptions so;
   so.socket_path = config_.socket;
   so.socket_mode = config_.socket_mode;

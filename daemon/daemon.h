@@ -128,6 +128,8 @@ class Daemon {
   void expire_ttls();
   // Deletes exec records and events older than history_days.
   void prune_history();
+  // A timer that runs `task` every `interval_ms`, the first time after one interval.
+  UvHandle<uv_timer_t> start_periodic(uint64_t interval_ms, void (Daemon::*task)());
   Result<void> check_quota(const Caller& caller) const;
 
   uv_loop_t* loop_;
@@ -147,6 +149,7 @@ class Daemon {
   uint64_t next_session_ = 1;
   UvHandle<uv_timer_t> ttl_timer_;
   UvHandle<uv_timer_t> history_timer_;
+  std::map<uv_timer_t*, void (Daemon::*)()> periodic_;  // each periodic timer's task
   static constexpr uint64_t kHistoryPruneIntervalMs = 3600 * 1000;
 
   friend class ExecSession;
