@@ -245,7 +245,8 @@ void Daemon::launch(SandboxEntry& e, std::function<void(Result<void>)> done) {
                {"plan", rt::plan_to_json(*plan)},
                {"log_path", log_path(e.row.id)},
                {"log_max_bytes", config_.log_max_bytes},
-               {"exit_path", exit_path(e.row.id)}};
+               {"exit_path", exit_path(e.row.id)},
+               {"exec_socket", exec_socket_path(e.row.id)}};
   e.launch = std::make_shared<Launch>(*this, e.row.id, std::move(done));
   if (auto r = e.launch->begin(spec); !r.ok()) {
     auto l = std::move(e.launch);

@@ -1,12 +1,13 @@
-// A sandbox monitor's exec socket: sbxd starts an exec in a running sandbox by connecting to
-// <run_root>/<id>/monitor.sock instead of starting an `sbx-monitor exec` process. The monitor forks one handler per
-// connection; the handler reads the request line, with the process's stdio passed along as SCM_RIGHTS, and from
-// there is an exec monitor on that connection (serve_exec): the same reports, requests and cancellation on EOF.
-// The handler inherits the monitor's open runtime (sbx-init's memfd, the cgroup manager), so an exec costs a fork
-// instead of an exec of a program, its dynamic linking and its runtime set-up.
+// A sandbox monitor's exec socket (the spec's exec_socket; sbxd uses <run dir>/<id>/monitor.sock): sbxd starts an
+// exec in a running sandbox by connecting to it instead of starting an `sbx-monitor exec` process. Each connection
+// is taken by a spare handler the monitor forked ahead of it, which has the monitor's open runtime (sbx-init's memfd,
+// the cgroup manager) and has prepared the exec; it reads the request line, with the process's stdio passed along as
+// SCM_RIGHTS, and from there is an exec monitor on that connection (serve_exec): the same reports, requests and
+// cancellation on EOF. So an exec costs neither an exec of a program (its dynamic linking, its runtime set-up) nor a
+// fork on its path.
 //
-// Only the monitor's own uid may connect: the socket is 0600 in the sandbox's 0700 run dir, and each connection's
-// SO_PEERCRED is checked as well.
+// Only the monitor's own uid may connect: sbxd puts the socket (0600) in the sandbox's 0700 run dir, and each
+// connection's SO_PEERCRED is checked as well.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/unix_address.h"
 #include "monitor/monitor.h"
 
 namespace sbx::monitor {
@@ -35,17 +37,6 @@ constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr int kBacklog = 64;
 // How long after a spare handler ended without taking a connection the next one is forked.
 constexpr auto kSpareRetry = std::chrono::milliseconds(1000);
-
-Result<sockaddr_un> socket_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    return Error(fmt::format("the exec socket path '{}' is longer than the {} bytes a unix socket address holds",
-                             path, sizeof addr.sun_path - 1), ENAMETOOLONG);
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
 
 bool peer_is_us(int fd) {
   struct ucred cred {};
@@ -124,7 +115,7 @@ Fd wait_for_connection(int listen_fd) {
 }  // namespace
 
 Result<ExecServer> ExecServer::listen(const std::string& path) {
-  SBX_ASSIGN(sockaddr_un addr, socket_address(path));
+  SBX_ASSIGN(sockaddr_un addr, unix_address(path));
   ExecServer server;
   server.listen_ = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!server.listen_.valid()) {

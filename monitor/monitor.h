@@ -30,8 +30,6 @@ struct msghdr;
 namespace sbx::monitor {
 
 inline constexpr int kChannelFd = 3;
-// A running sandbox's exec socket, in its run dir (<run_root>/<id>/).
-inline constexpr std::string_view kExecSocketName = "monitor.sock";
 
 // The socket to sbxd: JSON lines both ways. Borrows the fd.
 class Channel {
@@ -84,6 +82,7 @@ struct SandboxSpec {
   std::string log_path;
   uint64_t log_max_bytes = 1 << 20;
   std::string exit_path;
+  std::string exec_socket;  // where to serve execs once the sandbox runs; empty: nowhere
 };
 
 struct ExecSpec {

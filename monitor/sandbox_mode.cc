@@ -4,8 +4,8 @@
 //   2. Reads the spec, opens the log, creates the sandbox with the main command's stdout and stderr on one pipe.
 //   3. Reports {"ok":true,"init_pid","init_start_time","monitor_pid"} (or {"ok":false,"error"} and exits 1) and
 //      closes fd 3: from here on sbxd watches the monitor's pid.
-//   4. Copies the pipe to the log until init ends; reads the sandbox's OOM kills; destroy(id); writes the exit file
-//      (tmp + rename) and exits 0.
+//   4. Copies the pipe to the log and serves execs on `exec_socket` (exec_server.cc) until init ends; reads the
+//      sandbox's OOM kills; destroy(id); writes the exit file (tmp + rename) and exits 0.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -175,12 +175,15 @@ Result<Started> start(const json& raw) {
   if (pipe) {
     s.output = std::move(pipe->read);
   }
-  // Without the socket the sandbox still works: sbxd then starts an `sbx-monitor exec` for each exec.
-  auto execs = ExecServer::listen(s.runtime->sandbox_dir(s.sandbox.id()) + "/" + std::string(kExecSocketName));
-  if (execs.ok()) {
-    s.execs = std::move(*execs);
-  } else {
-    warn(s.sandbox.id(), execs.error());
+  if (!spec.exec_socket.empty()) {
+    // Listening before the report: sbxd may send an exec as soon as it has it. Without the socket the sandbox
+    // still works: sbxd then starts an `sbx-monitor exec` for each exec.
+    auto execs = ExecServer::listen(spec.exec_socket);
+    if (execs.ok()) {
+      s.execs = std::move(*execs);
+    } else {
+      warn(s.sandbox.id(), execs.error());
+    }
   }
   return s;
 }

@@ -55,7 +55,7 @@ Result<rt::RuntimeConfig> runtime_of(const json& spec) {
 }  // namespace
 
 Result<SandboxSpec> parse_sandbox_spec(const json& spec) {
-  SBX_TRY(check_fields(spec, {"runtime", "plan", "log_path", "log_max_bytes", "exit_path"}));
+  SBX_TRY(check_fields(spec, {"runtime", "plan", "log_path", "log_max_bytes", "exit_path", "exec_socket"}));
   SandboxSpec out;
   SBX_ASSIGN(out.runtime, runtime_of(spec));
   SBX_ASSIGN(const json* plan, required(spec, "plan"));
@@ -67,6 +67,9 @@ Result<SandboxSpec> parse_sandbox_spec(const json& spec) {
     out.log_path = spec["log_path"].get<std::string>();
   }
   SBX_ASSIGN(out.log_max_bytes, optional_u64(spec, "log_max_bytes", out.log_max_bytes));
+  if (spec.contains("exec_socket")) {
+    SBX_ASSIGN(out.exec_socket, required_string(spec, "exec_socket"));
+  }
   if (out.log_max_bytes < 2) {
     return Error(fmt::format("spec.log_max_bytes: {} is below the minimum of 2", out.log_max_bytes), EINVAL);
   }

@@ -32,7 +32,7 @@ Result<void> check_private(const struct stat& st, std::string_view what);
 
 // The disk cache's file of one compiled profile, `name` in the directory `dirfd`: the magic "SBXBPFC1\n", the
 // length of `key` (u64, native byte order), `key`, then the instructions. `key` names everything the program was
-// compiled from (see seccomp.cc); a file holding another key is refused, so a hash collision or a stale file is a
+// compiled from (see seccomp_cache.cc); a file holding another key is refused, so a hash collision or a stale file is a
 // miss and never a wrong filter.
 // Reading refuses a file that is not a regular file private to the euid (check_private), or that does not hold a
 // whole program for exactly `key`.

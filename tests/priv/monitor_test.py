@@ -191,7 +191,8 @@ def run_exec(sandbox_id, process, timeout_ms=0, stdin_data=None):
 
 def start_sandbox(sandbox_id, main=None, log_max=1 << 20, workdir=""):
     spec = {"runtime": RUNTIME, "plan": plan(sandbox_id, main), "log_path": f"{workdir}/{sandbox_id}.log",
-            "log_max_bytes": log_max, "exit_path": f"{workdir}/{sandbox_id}.exit.json"}
+            "log_max_bytes": log_max, "exit_path": f"{workdir}/{sandbox_id}.exit.json",
+            "exec_socket": f"{RUN_ROOT}/{sandbox_id}/monitor.sock"}
     mon = Monitor("sandbox", spec)
     return mon, mon.line()
 

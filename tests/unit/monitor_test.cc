@@ -108,4 +108,17 @@ TEST_CASE("a sandbox spec needs a log path only with a main command") {
   CHECK(parse_sandbox_spec(spec).error().message().starts_with("spec.plan.limits.pids_max:"));
 }
 
+TEST_CASE("a sandbox spec's exec socket is optional, and a string when given") {
+  json spec = json::parse(R"({"runtime": {}, "plan": {"id": "a"}, "exit_path": "/tmp/a.exit"})");
+  auto parsed = parse_sandbox_spec(spec);
+  REQUIRE_MESSAGE(parsed.ok(), parsed.error().message());
+  CHECK(parsed->exec_socket.empty());
+  spec["exec_socket"] = "/run/sbx/a/monitor.sock";
+  parsed = parse_sandbox_spec(spec);
+  REQUIRE_MESSAGE(parsed.ok(), parsed.error().message());
+  CHECK(parsed->exec_socket == "/run/sbx/a/monitor.sock");
+  spec["exec_socket"] = 7;
+  CHECK(parse_sandbox_spec(spec).error().message() == "spec.exec_socket: expected a non-empty string");
+}
+
 }  // TEST_SUITE
