@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "api/protocol.h"
+#include "base/unix_address.h"
 
 namespace sbx::api {
 
@@ -97,14 +98,11 @@ Error CallError::to_error() const {
 }
 
 Result<Client> Client::connect(std::string socket_path) {
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path) {
-    return Error(fmt::format("cannot connect to sbxd at '{}': a socket path must be 1 to {} bytes long", socket_path,
-                             sizeof addr.sun_path - 1),
-                 ENAMETOOLONG);
+  auto address = unix_address(socket_path);
+  if (!address.ok()) {
+    return std::move(address).error().context("cannot connect to sbxd");
   }
-  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  const sockaddr_un addr = *address;
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) {
     return sys_error("create a unix socket to connect to sbxd");

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/file.h"
+#include "base/unix_address.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/plan_builder.h"
@@ -33,12 +34,7 @@ Result<std::pair<Fd, Fd>> make_pipe() {
 // Connects to a running sandbox's exec socket (kept by its monitor; monitor/exec_server.cc). Fails when the sandbox
 // has none: its monitor is gone (sbxd watches init itself then) or could not create it.
 Result<Fd> connect_exec_socket(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    return Error(fmt::format("'{}' is too long for a unix socket address", path), ENAMETOOLONG);
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  SBX_ASSIGN(sockaddr_un addr, unix_address(path));
   // Non-blocking: a monitor that does not accept (its backlog full) is an error, not a daemon that hangs.
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) {

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/fd.h"
+#include "base/unix_address.h"
 #include "daemon/log.h"
 #include "daemon/uv_handle.h"
 
@@ -18,16 +19,6 @@ namespace sbx::daemon {
 namespace {
 
 constexpr size_t kReadChunk = 64 << 10;
-
-Result<sockaddr_un> socket_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    return make_error("socket path '{}' is longer than {} bytes", path, sizeof addr.sun_path - 1);
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
 
 // Removes a socket file no daemon answers on; refuses to take over one that answers.
 Result<void> clear_stale_socket(const std::string& path, const sockaddr_un& addr) {
@@ -49,7 +40,7 @@ Result<void> clear_stale_socket(const std::string& path, const sockaddr_un& addr
 }
 
 Result<Fd> bind_socket(const ServerOptions& o) {
-  SBX_ASSIGN(sockaddr_un addr, socket_address(o.socket_path));
+  SBX_ASSIGN(sockaddr_un addr, unix_address(o.socket_path));
   SBX_TRY(clear_stale_socket(o.socket_path, addr));
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) {
