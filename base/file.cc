@@ -19,27 +19,35 @@ Result<Fd> open_at(int dirfd, const std::string& path, int flags, mode_t mode) {
   return Fd(fd);
 }
 
-Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit) {
-  SBX_ASSIGN(Fd fd, open_at(dirfd, path, O_RDONLY | O_NOCTTY));
+Result<std::string> read_all(int fd, size_t limit) {
   std::string out;
-  char buf[4096];
+  char buf[16384];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
-      return sys_error("read '{}'", path);
+      return sys_error("at byte {}", out.size());
     }
     if (n == 0) {
       break;
     }
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > limit) {
-      return make_error("read '{}': larger than {} bytes", path, limit);
+      return make_error("larger than {} bytes", limit);
     }
   }
   return out;
+}
+
+Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit) {
+  SBX_ASSIGN(Fd fd, open_at(dirfd, path, O_RDONLY | O_NOCTTY));
+  auto data = read_all(fd.get(), limit);
+  if (!data.ok()) {
+    return std::move(data).error().context(fmt::format("read '{}'", path));
+  }
+  return data;
 }
 
 Result<std::string> read_file(const std::string& path, size_t limit) { return read_file_at(AT_FDCWD, path, limit); }

@@ -16,6 +16,9 @@ Result<Fd> open_at(int dirfd, const std::string& path, int flags, mode_t mode = 
 Result<std::string> read_file(const std::string& path, size_t limit = 1 << 20);
 Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit = 1 << 20);
 
+// Reads an fd from where it stands to EOF; refuses more than `limit` bytes.
+Result<std::string> read_all(int fd, size_t limit);
+
 // Writes `data` with one write(2) as cgroupfs and procfs expect, without O_CREAT.
 Result<void> write_file(const std::string& path, std::string_view data);
 Result<void> write_file_at(int dirfd, const std::string& path, std::string_view data);

@@ -103,7 +103,7 @@ Result<std::shared_ptr<const SeccompFilter>> SeccompCache::load(const std::strin
   if (it != entries_.end()) {
     entries_.erase(it);  // stale: dropped even if the new version fails to compile
   }
-  auto text = read_fd(opened->get(), static_cast<size_t>(st.st_size), kMaxProfileBytes);
+  auto text = read_all(opened->get(), kMaxProfileBytes);
   if (!text.ok()) {
     return std::move(text).error().context(source);
   }

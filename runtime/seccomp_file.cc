@@ -68,29 +68,6 @@ Result<void> replace_file_at(int dirfd, const std::string& name, std::string_vie
 
 }  // namespace
 
-Result<std::string> read_fd(int fd, size_t size, size_t limit) {
-  if (size > limit) {
-    return make_error("larger than {} bytes", limit);
-  }
-  std::string text(size, '\0');
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, text.data() + done, size - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return sys_error("read");
-    }
-    if (n == 0) {
-      break;  // truncated meanwhile
-    }
-    done += static_cast<size_t>(n);
-  }
-  text.resize(done);
-  return text;
-}
-
 Result<void> check_private(const struct stat& st, std::string_view what) {
   if (st.st_uid != ::geteuid()) {
     return make_error("{}: owned by uid {}, not by the runtime's uid {}", what, st.st_uid, ::geteuid());
@@ -138,7 +115,7 @@ Result<std::shared_ptr<const SeccompFilter>> read_cached_filter(int dirfd, const
     return make_error("'{}': not a regular file", name);
   }
   SBX_TRY(check_private(st, fmt::format("'{}'", name)));
-  auto data = read_fd(fd.get(), static_cast<size_t>(st.st_size), kCacheHeaderBytes + key.size() + kMaxProgramBytes);
+  auto data = read_all(fd.get(), kCacheHeaderBytes + key.size() + kMaxProgramBytes);
   if (!data.ok()) {
     return std::move(data).error().context(fmt::format("'{}'", name));
   }

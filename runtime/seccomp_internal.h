@@ -22,10 +22,6 @@ constexpr bool valid_program_length(size_t count) { return count > 0 && count <=
 // Capability names as the compiler compares them: upper case, "CAP_"-prefixed, sorted, without duplicates.
 std::vector<std::string> normalize_caps(const std::vector<std::string>& caps);
 
-// Reads `size` bytes of a regular file from an fd already opened and fstat'ed; refuses a size over `limit`. A file
-// truncated meanwhile gives what is there.
-Result<std::string> read_fd(int fd, size_t size, size_t limit);
-
 // Whether `st` is something only the runtime's euid can have written: owned by it and not writable by group or
 // others. `what` names it in the error ("seccomp cache dir '/var/lib/sbx/seccomp-cache'").
 Result<void> check_private(const struct stat& st, std::string_view what);
