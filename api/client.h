@@ -8,6 +8,7 @@
 //   if (!r.ok()) { r.error().code() is the JSON-RPC code, client.last_error().data its data }
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +55,19 @@ class Client {
   // daemon's message (last_error() keeps its data), or with code() 0 when no response came.
   Result<json> call(const std::string& method, json params = nullptr, const NotificationHandler& on_notification = {});
 
+  // Sends a notification: a message without an id, which nothing answers (image.data).
+  Result<void> notify(const std::string& method, const json& params);
+
+  // The next notification of an upload, given the request's id; nullopt once everything is sent.
+  using UploadSource = std::function<Result<std::optional<Notification>>(uint64_t request_id)>;
+
+  // A call whose data follows the request as notifications on the same connection (image.import with stream:
+  // true). Sending and reading interleave (poll on both directions), so what the daemon sends meanwhile
+  // (progress) goes to `on_notification` and neither side can block the other. A response that comes before the
+  // upload is complete (a refusal) ends the call; an error of `next` fails it (the connection is then unusable).
+  Result<json> call_with_upload(const std::string& method, json params, const UploadSource& next,
+                                const NotificationHandler& on_notification = {});
+
   // Waits for the next notification (for subscriptions: events.subscribe). Responses to no pending call are
   // skipped. Fails when the connection ends.
   Result<Notification> next_notification();
@@ -77,8 +91,21 @@ class Client {
  private:
   Client(Fd fd, std::string socket_path) : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
 
+  // Sends a request with a fresh id (and the tenant); returns the id.
+  Result<uint64_t> send_request(const std::string& method, json params);
   Result<void> send_line(std::string line);
+  // Sends what it can of pending_ without blocking.
+  Result<void> send_some();
+  // Sends the rest of a line of pending_ that is partly sent (blocking) and empties it.
+  void finish_pending_line();
   Result<json> read_message();
+  // The next whole message already in buf_, if any; nothing is read.
+  Result<std::optional<json>> take_message();
+  // What a message that arrived during call `id` means: nullopt to keep waiting, else the call's outcome.
+  std::optional<Result<json>> handle_message(json& msg, uint64_t id, const std::string& method,
+                                             const NotificationHandler& on_notification);
+  // Waits until the socket is readable or (with `want_write`) writable; returns whether it is writable.
+  Result<bool> wait_io(bool want_write);
   Result<bool> fill_buffer();
   Error transport_error(Error error);
 
@@ -88,6 +115,8 @@ class Client {
   std::string buf_;     // bytes read and not yet consumed: buf_[start_, size)
   size_t start_ = 0;
   size_t scanned_ = 0;  // buf_[start_, scanned_) holds no newline
+  std::string pending_;  // an upload's bytes not yet sent: pending_[pending_start_, size)
+  size_t pending_start_ = 0;
   size_t max_line_bytes_ = size_t{1} << 30;
   CallError last_error_;
   std::function<bool()> interrupted_;

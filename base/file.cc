@@ -110,6 +110,27 @@ Result<void> make_dirs(const std::string& path, mode_t mode) {
   return ok();
 }
 
+Result<std::vector<std::string>> list_dir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) {
+    return sys_error("opendir '{}'", path);
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") {
+      names.push_back(std::move(name));
+    }
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) {
+    return Error::from_errno(fmt::format("readdir '{}'", path), err);
+  }
+  return names;
+}
+
 namespace {
 
 struct DirEntry {

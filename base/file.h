@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -32,6 +33,8 @@ Result<void> write_all(int fd, std::string_view data);
 // Parses a decimal unsigned integer, allowing surrounding whitespace.
 Result<uint64_t> parse_u64(std::string_view text);
 
+// The names in a directory, without "." and "..", in no particular order.
+Result<std::vector<std::string>> list_dir(const std::string& path);
 // mkdir -p; existing directories are fine.
 Result<void> make_dirs(const std::string& path, mode_t mode = 0755);
 

@@ -47,21 +47,30 @@ Error option_error(std::string_view option, std::string_view message) {
 }
 
 Result<void> add_limits(const CreateOptions& o, json& params) {
-  json limits = json::object();
-  if (!o.memory.empty()) {
-    SBX_ASSIGN(limits["memory"], parse_size_option("--memory", o.memory));
-  }
-  if (!o.cpus.empty()) {
-    SBX_ASSIGN(limits["vcpus"], parse_cpus(o.cpus));
-  }
-  if (!o.pids.empty()) {
-    SBX_ASSIGN(limits["pids"], parse_count("--pids", o.pids));
-  }
-  if (!o.disk.empty()) {
-    SBX_ASSIGN(limits["disk"], parse_size_option("--disk", o.disk));
-  }
+  SBX_ASSIGN(json limits, parse_limits(o.memory, o.cpus, o.pids, o.disk));
   if (!limits.empty()) {
     params["limits"] = std::move(limits);
+  }
+  return ok();
+}
+
+// image, environment, entrypoint and network.
+Result<void> add_source(const CreateOptions& o, bool with_cmd, json& params) {
+  if (!o.image.empty()) {
+    params["image"] = o.image;
+  }
+  if (!o.environment.empty()) {
+    SBX_TRY(check_environment_ref("--environment", o.environment));
+    params["environment"] = o.environment;
+  }
+  if (o.entrypoint && with_cmd) {
+    params["entrypoint"] = o.entrypoint->empty() ? json::array() : json::array({*o.entrypoint});
+  }
+  if (!with_cmd && (!o.image.empty() || !o.environment.empty())) {
+    params["entrypoint"] = json::array();
+  }
+  if (!o.network.empty()) {
+    params["network"] = o.network;
   }
   return ok();
 }
@@ -188,6 +197,37 @@ Result<json> parse_labels(const std::vector<std::string>& labels) {
   return out;
 }
 
+Result<json> parse_limits(const std::string& memory, const std::string& cpus, const std::string& pids,
+                          const std::string& disk) {
+  json limits = json::object();
+  if (!memory.empty()) {
+    SBX_ASSIGN(limits["memory"], parse_size_option("--memory", memory));
+  }
+  if (!cpus.empty()) {
+    SBX_ASSIGN(limits["vcpus"], parse_cpus(cpus));
+  }
+  if (!pids.empty()) {
+    SBX_ASSIGN(limits["pids"], parse_count("--pids", pids));
+  }
+  if (!disk.empty()) {
+    SBX_ASSIGN(limits["disk"], parse_size_option("--disk", disk));
+  }
+  return limits;
+}
+
+Result<void> check_environment_ref(std::string_view option, std::string_view ref) {
+  size_t at = ref.find('@');
+  std::string_view name = ref.substr(0, at);
+  bool version_ok = at == std::string_view::npos ||
+                    (all_digits(ref.substr(at + 1)) && ref.substr(at + 1).size() <= 9 &&
+                     ref.substr(at + 1).find_first_not_of('0') != std::string_view::npos);
+  if (name.empty() || !version_ok) {
+    std::string what = fmt::format("'{}' is not NAME or NAME@VERSION (VERSION a number such as 2)", ref);
+    return option.empty() ? Error(what, EINVAL) : option_error(option, what);
+  }
+  return ok();
+}
+
 Result<json> parse_env(const std::vector<std::string>& env, const EnvLookup& lookup) {
   json out = json::array();
   for (const auto& e : env) {
@@ -278,9 +318,7 @@ Result<json> create_params(const CreateOptions& o, const std::string& cwd, const
   if (!o.rootfs.empty()) {
     p["rootfs"] = absolute_path(o.rootfs, cwd);
   }
-  if (!o.image.empty()) {
-    p["image"] = o.image;
-  }
+  SBX_TRY(add_source(o, with_cmd, p));
   if (!o.labels.empty()) {
     SBX_ASSIGN(p["labels"], parse_labels(o.labels));
   }
@@ -341,6 +379,15 @@ Result<json> exec_params(const std::string& id, const std::vector<std::string>& 
     p["stream"] = false;
   }
   return p;
+}
+
+std::vector<std::string> run_argv(const CreateOptions& o) {
+  std::vector<std::string> argv;
+  if (o.entrypoint && !o.entrypoint->empty()) {
+    argv.push_back(*o.entrypoint);
+  }
+  argv.insert(argv.end(), o.command.begin(), o.command.end());
+  return argv;
 }
 
 bool label_matches(const json& labels, std::string_view selector) {

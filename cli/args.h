@@ -25,6 +25,9 @@ struct CreateOptions {
   std::string name;
   std::string rootfs;
   std::string image;
+  std::string environment;                // NAME or NAME@VERSION
+  std::optional<std::string> entrypoint;  // "" for none
+  std::string network;
   std::vector<std::string> labels;  // k=v
   std::vector<std::string> env;     // K=V, or K to take the caller's value
   std::vector<std::string> mounts;  // src:dst[:ro|rw]
@@ -59,6 +62,12 @@ Result<int64_t> parse_count(std::string_view option, std::string_view text, int6
 Result<double> parse_seconds(std::string_view option, std::string_view text, bool allow_fraction);
 Result<std::string> parse_user(std::string_view text);
 Result<json> parse_labels(const std::vector<std::string>& labels);
+// The limits object {memory, vcpus, pids, disk} of what was given (empty: none), as create's options take them.
+Result<json> parse_limits(const std::string& memory, const std::string& cpus, const std::string& pids,
+                          const std::string& disk);
+// An environment reference: NAME (the latest version) or NAME@VERSION, VERSION a positive number. The error names
+// `option` unless it is empty.
+Result<void> check_environment_ref(std::string_view option, std::string_view ref);
 Result<json> parse_env(const std::vector<std::string>& env, const EnvLookup& lookup);
 // "src:dst[:ro|rw]" -> {source (absolute, from cwd), destination, read_only (default true)}.
 Result<json> parse_mount(std::string_view text, const std::string& cwd);
@@ -66,12 +75,15 @@ Result<json> parse_mount(std::string_view text, const std::string& cwd);
 // `path` made absolute against `cwd` and lexically normalised ("." and ".." resolved, no double slashes).
 std::string absolute_path(std::string_view path, const std::string& cwd);
 
-// Params of sandbox.create. `cmd` is left out for `run`, whose command is an exec.
+// Params of sandbox.create. `cmd` is left out for `run`, whose command is an exec; its sandbox is then made to idle
+// (entrypoint []) when it comes from an image or an environment, whose own command would otherwise run.
 Result<json> create_params(const CreateOptions& o, const std::string& cwd, const EnvLookup& lookup,
                            bool with_cmd = true);
 // Params of sandbox.exec.
 Result<json> exec_params(const std::string& id, const std::vector<std::string>& argv, const ExecOptions& o,
                          const EnvLookup& lookup);
+// What `run` execs: --entrypoint (when given and not empty) followed by the command.
+std::vector<std::string> run_argv(const CreateOptions& o);
 
 // Whether a sandbox's labels object matches a selector "KEY=VALUE" (that value) or "KEY" (any value).
 bool label_matches(const json& labels, std::string_view selector);

@@ -145,15 +145,17 @@ int cmd_exec(const Globals& g, const std::string& id, const std::vector<std::str
 }
 
 int cmd_run(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool read_input, bool keep) {
-  if (o.command.empty()) {
-    return fail("run needs a command: sbxctl run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]");
+  std::vector<std::string> argv = run_argv(o);
+  if (argv.empty()) {
+    return fail("run needs a command: sbxctl run [OPTIONS] --rootfs DIR|--image IMAGE|--environment ENV [--] "
+                "COMMAND [ARG...]");
   }
   auto create = create_params(o, current_dir(), process_env(), false);
   if (!create.ok()) {
     return fail(create.error());
   }
   // The exec's params are checked before a sandbox exists; its id is filled in below.
-  auto exec = exec_params("", o.command, e, process_env());
+  auto exec = exec_params("", argv, e, process_env());
   if (!exec.ok()) {
     return fail(exec.error());
   }

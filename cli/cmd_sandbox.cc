@@ -121,26 +121,7 @@ int cmd_ls(const Globals& g, const ListOptions& o) {
 }
 
 int cmd_inspect(const Globals& g, const std::vector<std::string>& ids) {
-  auto client = connect(g);
-  if (!client.ok()) {
-    return fail(client.error());
-  }
-  json found = json::array();
-  int status = 0;
-  for (const auto& id : ids) {
-    auto r = client->call("sandbox.inspect", {{"id", id}});
-    if (!r.ok()) {
-      status = fail(r.error());
-      continue;
-    }
-    found.push_back(std::move(*r));
-  }
-  if (ids.size() == 1 && found.size() == 1) {
-    print_json(found[0]);
-  } else if (!found.empty()) {
-    print_json(found);
-  }
-  return status;
+  return inspect_each(g, "sandbox.inspect", "id", ids);
 }
 
 int cmd_each(const Globals& g, const std::string& method, const std::vector<std::string>& ids, const json& extra) {

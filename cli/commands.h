@@ -7,6 +7,7 @@
 
 #include "api/client.h"
 #include "cli/args.h"
+#include "cli/image_args.h"
 
 namespace sbx::cli {
 
@@ -46,6 +47,9 @@ std::string current_dir();
 // Reads all of stdin.
 Result<std::string> read_stdin();
 std::string sandbox_id(const json& sandbox);
+// Calls `method` with {key: name} for each name and prints the results as JSON: the object for one name, an array
+// for several. 125 when any failed (each failure reported, the others still printed).
+int inspect_each(const Globals& g, const std::string& method, const char* key, const std::vector<std::string>& names);
 
 int cmd_create(const Globals& g, const CreateOptions& o);
 int cmd_run(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool read_input, bool keep);
@@ -60,6 +64,20 @@ int cmd_each(const Globals& g, const std::string& method, const std::vector<std:
 int cmd_stats(const Globals& g, const std::vector<std::string>& ids);
 
 int cmd_cp(const Globals& g, const std::string& src, const std::string& dst);
+
+// image import|build|ls|inspect|rm (cmd_image.cc).
+int cmd_image_import(const Globals& g, const ImportOptions& o);
+int cmd_image_build(const Globals& g, const BuildOptions& o);
+int cmd_image_ls(const Globals& g, bool quiet);
+int cmd_image_inspect(const Globals& g, const std::vector<std::string>& names);
+int cmd_image_rm(const Globals& g, const std::vector<std::string>& names);
+
+// env create|update|ls|inspect|rm (cmd_env.cc).
+int cmd_env_create(const Globals& g, const EnvironmentOptions& o);
+int cmd_env_update(const Globals& g, const EnvironmentOptions& o);
+int cmd_env_ls(const Globals& g, bool quiet);
+int cmd_env_inspect(const Globals& g, const std::vector<std::string>& refs);
+int cmd_env_rm(const Globals& g, const std::vector<std::string>& refs);
 
 int cmd_info(const Globals& g);
 int cmd_events(const Globals& g, const EventsOptions& o);

@@ -81,4 +81,27 @@ std::string sandbox_id(const json& sandbox) {
   return "";
 }
 
+int inspect_each(const Globals& g, const std::string& method, const char* key, const std::vector<std::string>& names) {
+  auto client = connect(g);
+  if (!client.ok()) {
+    return fail(client.error());
+  }
+  json found = json::array();
+  int status = 0;
+  for (const auto& name : names) {
+    auto r = client->call(method, {{key, name}});
+    if (!r.ok()) {
+      status = fail(r.error());
+      continue;
+    }
+    found.push_back(std::move(*r));
+  }
+  if (names.size() == 1 && found.size() == 1) {
+    print_json(found[0]);
+  } else if (!found.empty()) {
+    print_json(found);
+  }
+  return status;
+}
+
 }  // namespace sbx::cli

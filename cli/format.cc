@@ -348,4 +348,37 @@ std::string format_event(const json& ev) {
                      field(ev, "name"), details);
 }
 
+std::string short_image_id(std::string_view id) {
+  if (id.starts_with("sha256:")) {
+    id.remove_prefix(7);
+  }
+  return std::string(id.substr(0, 12));
+}
+
+std::string format_progress(const json& p, double bytes_per_s) {
+  auto number = [&](const char* key) -> uint64_t {
+    const json& v = member(p, key);
+    if (v.is_number_unsigned()) {
+      return v.get<uint64_t>();
+    }
+    return v.is_number_integer() && v.get<int64_t>() > 0 ? static_cast<uint64_t>(v.get<int64_t>()) : 0;
+  };
+  uint64_t bytes = number("bytes");
+  uint64_t total = number("total");
+  std::string line = fmt::format("{:<6}", field(p, "phase"));
+  if (uint64_t layers = number("layers"); layers > 0) {
+    line += fmt::format("  layer {}/{}", number("layer"), layers);
+  }
+  if (total > 0) {
+    uint64_t pct = std::min<uint64_t>(100, bytes * 100 / total);
+    line += fmt::format("  {:>3}%  {}/{}", pct, api::format_size(bytes), api::format_size(total));
+  } else {
+    line += "  " + api::format_size(bytes);
+  }
+  if (bytes_per_s >= 0) {
+    line += fmt::format("  {:.1f} MB/s", bytes_per_s / (1024.0 * 1024.0));
+  }
+  return line;
+}
+
 }  // namespace sbx::cli

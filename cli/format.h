@@ -72,4 +72,11 @@ std::string format_labels(const json& labels);
 // One event as a line: "TIME  TYPE  ID  NAME  key=value ...".
 std::string format_event(const json& event);
 
+// An image id as a table shows it: "sha256:0123456789abcdef..." -> "0123456789ab".
+std::string short_image_id(std::string_view id);
+
+// An image.progress notification as a line: "unpack  layer 2/3  45%  12.3M/27.0M  5.1 MB/s". No percent when
+// the total is 0 (unknown); no rate when `bytes_per_s` < 0.
+std::string format_progress(const json& progress, double bytes_per_s);
+
 }  // namespace sbx::cli

@@ -22,6 +22,10 @@ struct Args {
   ExecOptions exec;
   ListOptions list;
   EventsOptions events;
+  ImportOptions import;
+  BuildOptions build;
+  EnvironmentOptions environment;
+  bool quiet = false;
   bool interactive = false;
   bool keep = false;
   bool follow = false;
@@ -43,7 +47,13 @@ CLI::Option* repeatable(CLI::Option* o) {
 void add_create_options(CLI::App* sub, CreateOptions& o, bool for_run) {
   sub->add_option("--name", o.name, "Name of the sandbox (unique; usable wherever an id is)");
   sub->add_option("--rootfs", o.rootfs, "Host directory with the root filesystem (read-only lower layer)");
-  sub->add_option("--image", o.image, "Image from the daemon's image store, instead of --rootfs");
+  sub->add_option("--image", o.image, "Image (name or id) from the daemon's image store, instead of --rootfs");
+  sub->add_option("-E,--environment", o.environment, "Environment NAME or NAME@VERSION to start from");
+  sub->add_option_function<std::string>(
+      "--entrypoint", [&o](const std::string& v) { o.entrypoint = v; },
+      for_run ? "Program to run the command with (prepended to it)"
+              : "Replaces the image's entrypoint and drops its cmd; '' for none");
+  sub->add_option("--network", o.network, "Network mode: none (loopback only)");
   repeatable(sub->add_option("-l,--label", o.labels, "Label KEY=VALUE (repeatable)"));
   sub->add_option("-m,--memory", o.memory, "Memory limit, e.g. 512M");
   sub->add_option("--cpus", o.cpus, "CPU limit in CPUs, e.g. 1.5");
@@ -59,7 +69,8 @@ void add_create_options(CLI::App* sub, CreateOptions& o, bool for_run) {
   if (!for_run) {
     sub->add_flag("--no-start", o.no_start, "Create the sandbox without starting it");
   }
-  sub->add_option("command", o.command, for_run ? "Command to run" : "Main command (default: none, init idles)");
+  sub->add_option("command", o.command,
+                  for_run ? "Command to run" : "Main command (default: the image's entrypoint and cmd; none: idle)");
   sub->positionals_at_end();
 }
 
@@ -142,8 +153,73 @@ void add_daemon_commands(CLI::App& app, Args& a) {
   execs->add_option("-n,--limit", a.limit, "At most N (default 50)");
 }
 
-// The word where a subcommand should be, when it names none ("sbxctl lss"); "" otherwise.
+void add_environment_options(CLI::App* sub, EnvironmentOptions& o, bool for_create) {
+  sub->add_option("name", o.name, "Name of the environment")->required();
+  auto* image = sub->add_option("--image", o.image, "Image (name or id) its sandboxes start from");
+  if (for_create) {
+    image->required();
+  }
+  sub->add_option("-m,--memory", o.memory, "Memory limit, e.g. 512M");
+  sub->add_option("--cpus", o.cpus, "CPU limit in CPUs, e.g. 1.5");
+  sub->add_option("--pids", o.pids, "Maximum number of processes and threads");
+  sub->add_option("--disk", o.disk, "Size of the writable layer, e.g. 1G");
+  repeatable(sub->add_option("-e,--env", o.env, "Environment variable NAME=VALUE, or NAME to pass ours (repeatable)"));
+  sub->add_option("--seccomp", o.seccomp, "Seccomp profile: default, unconfined or a profile name");
+  sub->add_option("--network", o.network, "Network mode: none (loopback only)");
+  sub->add_option("--ttl", o.ttl, "Remove its sandboxes after this long: seconds, or with s/m/h/d; 0: never");
+  sub->add_option_function<std::string>(
+      "--description", [&o](const std::string& v) { o.description = v; }, "Free text");
+}
+
+void add_image_commands(CLI::App& app, Args& a) {
+  auto* image = app.add_subcommand("image", "Manage the daemon's images: import, build, ls, inspect, rm");
+  image->require_subcommand(1);
+  image->fallthrough();
+  auto* import = image->add_subcommand("import", "Import an image archive, root filesystem tarball or directory");
+  import->add_option("source", a.import.source, "File or directory to import; - for standard input")->required();
+  import->add_option("--name", a.import.name, "Name to give the image")->required();
+  import->add_option("--ref", a.import.ref, "Which image of an archive holding several");
+  import->add_flag("--replace", a.import.replace, "Take the name from an existing image");
+  import->add_flag("--stream", a.import.stream, "Send the file over the connection even as root");
+  import->add_flag("-q,--quiet", a.import.quiet, "No progress on standard error");
+  auto* build = image->add_subcommand("build", "Build an image from a definition with sbx-build-image (root)");
+  build->add_option("definition", a.build.definition, "The image definition's name (sbx-build-image --list)")
+      ->required();
+  build->add_option("--name", a.build.name, "Name to give the image (default: the definition's name)");
+  build->add_option("--cache", a.build.cache, "The builder's download cache directory");
+  repeatable(build->add_option("--sources", a.build.sources, "Package sources file for the builder (repeatable)"));
+  build->add_flag("-q,--quiet", a.build.quiet, "No progress from the builder or the import");
+  auto* ls = image->add_subcommand("ls", "List images");
+  ls->alias("list");
+  ls->add_flag("-q,--quiet", a.quiet, "Print only the names");
+  auto* inspect = image->add_subcommand("inspect", "Print images as JSON");
+  inspect->add_option("image", a.ids, "Image names or ids")->required();
+  auto* rm = image->add_subcommand("rm", "Remove images (refused while in use)");
+  rm->alias("remove");
+  rm->add_option("image", a.ids, "Image names or ids")->required();
+}
+
+void add_env_commands(CLI::App& app, Args& a) {
+  auto* env = app.add_subcommand("env", "Manage environments, versioned templates for sandboxes");
+  env->require_subcommand(1);
+  env->fallthrough();
+  add_environment_options(env->add_subcommand("create", "Create an environment (version 1)"), a.environment, true);
+  add_environment_options(env->add_subcommand("update", "Make a new version of an environment"), a.environment,
+                          false);
+  auto* ls = env->add_subcommand("ls", "List environments (their latest versions)");
+  ls->alias("list");
+  ls->add_flag("-q,--quiet", a.quiet, "Print only the names");
+  auto* inspect = env->add_subcommand("inspect", "Print environments as JSON");
+  inspect->add_option("environment", a.ids, "NAME (latest version) or NAME@VERSION")->required();
+  auto* rm = env->add_subcommand("rm", "Remove environments, or one version (NAME@VERSION)");
+  rm->alias("remove");
+  rm->add_option("environment", a.ids, "NAME or NAME@VERSION")->required();
+}
+
+// The words up to where a subcommand should be, when it names none ("lss", "image lss"); "" otherwise.
 std::string unknown_command(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* current = &app;
+  std::string path;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--socket" || arg == "--tenant") {
@@ -153,12 +229,20 @@ std::string unknown_command(const CLI::App& app, int argc, char** argv) {
     if (arg.starts_with("-")) {
       continue;
     }
-    for (const auto* sub : app.get_subcommands({})) {
+    const CLI::App* found = nullptr;
+    for (const auto* sub : current->get_subcommands({})) {
       if (sub->check_name(arg)) {
-        return "";
+        found = sub;
       }
     }
-    return arg;
+    if (found == nullptr) {
+      return path + arg;
+    }
+    if (found->get_subcommands({}).empty()) {
+      return "";
+    }
+    current = found;
+    path += arg + " ";
   }
   return "";
 }
@@ -197,6 +281,38 @@ int lifecycle(const std::string& name, Args& a) {
     return cmd_each(a.g, "sandbox.kill", a.ids, {{"signal", sig}});
   }
   return cmd_each(a.g, "sandbox.remove", a.ids, a.force ? json{{"force", true}} : json::object());
+}
+
+int image_dispatch(const std::string& name, Args& a) {
+  if (name == "import") {
+    return cmd_image_import(a.g, a.import);
+  }
+  if (name == "build") {
+    return cmd_image_build(a.g, a.build);
+  }
+  if (name == "ls") {
+    return cmd_image_ls(a.g, a.quiet);
+  }
+  if (name == "inspect") {
+    return cmd_image_inspect(a.g, a.ids);
+  }
+  return cmd_image_rm(a.g, a.ids);
+}
+
+int env_dispatch(const std::string& name, Args& a) {
+  if (name == "create") {
+    return cmd_env_create(a.g, a.environment);
+  }
+  if (name == "update") {
+    return cmd_env_update(a.g, a.environment);
+  }
+  if (name == "ls") {
+    return cmd_env_ls(a.g, a.quiet);
+  }
+  if (name == "inspect") {
+    return cmd_env_inspect(a.g, a.ids);
+  }
+  return cmd_env_rm(a.g, a.ids);
 }
 
 int dispatch(const std::string& name, Args& a) {
@@ -254,6 +370,8 @@ int run_main(int argc, char** argv) {
   add_sandbox_commands(app, a);
   add_lifecycle_commands(app, a);
   add_daemon_commands(app, a);
+  add_image_commands(app, a);
+  add_env_commands(app, a);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -269,7 +387,13 @@ int run_main(int argc, char** argv) {
   }
   // Output to a closed pipe is an EPIPE the commands handle (exec and run then cancel the command).
   ::signal(SIGPIPE, SIG_IGN);
-  return dispatch(app.get_subcommands().front()->get_name(), a);
+  const CLI::App* command = app.get_subcommands().front();
+  std::string name = command->get_name();
+  if (name == "image" || name == "env") {
+    std::string sub = command->get_subcommands().front()->get_name();
+    return name == "image" ? image_dispatch(sub, a) : env_dispatch(sub, a);
+  }
+  return dispatch(name, a);
 }
 
 }  // namespace sbx::cli

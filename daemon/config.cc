@@ -161,6 +161,7 @@ Result<void> read_daemon(TableReader& t, DaemonConfig* c) {
   SBX_TRY(t.string("state_dir", &c->state_dir));
   SBX_TRY(t.string("run_dir", &c->run_dir));
   SBX_TRY(t.string("monitor", &c->monitor));
+  SBX_TRY(t.string("image_tool", &c->image_tool));
   SBX_TRY(t.string("seccomp_dir", &c->seccomp_dir));
   SBX_TRY(t.uids("trusted_uids", &c->trusted_uids));
   SBX_TRY(t.strings("rootfs_dirs", &c->rootfs_dirs));
@@ -203,6 +204,14 @@ Result<void> read_limits(TableReader& t, DaemonConfig* c) {
   return t.no_unknown_keys();
 }
 
+Result<void> read_images(TableReader& t, DaemonConfig* c) {
+  SBX_TRY(t.integer("max_entries", &c->image_max_entries, 1));
+  SBX_TRY(t.size("max_bytes", &c->image_max_bytes));
+  SBX_TRY(t.size("max_archive_bytes", &c->image_max_archive_bytes));
+  SBX_TRY(t.integer("max_concurrent_imports", &c->max_concurrent_imports, 1));
+  return t.no_unknown_keys();
+}
+
 Result<void> check_config(const DaemonConfig& c) {
   for (const auto* path : {&c.socket, &c.state_dir, &c.run_dir}) {
     if (path->empty() || (*path)[0] != '/') {
@@ -237,11 +246,12 @@ Result<DaemonConfig> parse_config(std::string_view text, std::string_view source
   const toml::table& root = parsed.table();
   using Reader = Result<void> (*)(TableReader&, DaemonConfig*);
   const std::map<std::string, Reader> sections = {
-      {"daemon", read_daemon}, {"cgroup", read_cgroup}, {"defaults", read_defaults}, {"limits", read_limits}};
+      {"daemon", read_daemon},     {"cgroup", read_cgroup}, {"defaults", read_defaults},
+      {"limits", read_limits},     {"images", read_images}};
   for (const auto& [key, node] : root) {
     auto it = sections.find(std::string(key.str()));
     if (it == sections.end() || !node.is_table()) {
-      return make_error("{}: unknown section or key '{}' (sections: daemon, cgroup, defaults, limits)", source,
+      return make_error("{}: unknown section or key '{}' (sections: daemon, cgroup, defaults, limits, images)", source,
                         key.str());
     }
     TableReader reader(*node.as_table(), it->first);
@@ -264,5 +274,6 @@ Result<DaemonConfig> load_config(const std::string& path, bool required) {
 
 std::string default_monitor_path() { return SBX_LIBEXECDIR "/sbx-monitor"; }
 std::string default_seccomp_dir() { return SBX_SECCOMP_DIR; }
+std::string default_image_tool_path() { return SBX_LIBEXECDIR "/sbx-image"; }
 
 }  // namespace sbx::daemon

@@ -18,6 +18,7 @@ struct DaemonConfig {
   std::string state_dir = "/var/lib/sbx";
   std::string run_dir = "/run/sbx";
   std::string monitor;      // the sbx-monitor program; empty: the installed one
+  std::string image_tool;   // the sbx-image program; empty: the installed one
   std::string seccomp_dir;  // where profiles are looked up by name; empty: the installed ones
   std::vector<uint32_t> trusted_uids;  // may act for a named tenant (the HTTP shim's uid)
   std::vector<std::string> rootfs_dirs = {"/var/lib/sbx/rootfs"};  // where non-root callers' rootfs must lie
@@ -50,6 +51,12 @@ struct DaemonConfig {
   int64_t max_sandboxes_per_owner = 100;
   int64_t max_concurrent_execs = 256;
   int64_t history_days = 90;  // exec records and events older than this are deleted; 0: kept forever
+
+  // [images]: what one import may hold, against archive bombs
+  int64_t image_max_entries = 300000;            // files, directories and links over all layers
+  uint64_t image_max_bytes = 32ull << 30;        // unpacked content over all layers
+  uint64_t image_max_archive_bytes = 64ull << 30;  // the archive itself (and a streamed upload)
+  int64_t max_concurrent_imports = 4;
 };
 
 // Reads a TOML file over the defaults. `required`: a missing file is an error (else the defaults stand).
@@ -60,5 +67,6 @@ Result<DaemonConfig> parse_config(std::string_view toml_text, std::string_view s
 // The installed locations, fixed at build time.
 std::string default_monitor_path();
 std::string default_seccomp_dir();
+std::string default_image_tool_path();
 
 }  // namespace sbx::daemon

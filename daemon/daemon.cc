@@ -142,6 +142,7 @@ Result<void> Daemon::start() {
     sandboxes_[id] = std::move(e);
   }
   reconcile();
+  SBX_TRY(open_image_store());
   sweep_ = UvHandle<uv_check_t>::make();
   uv_check_init(loop_, sweep_.get());
   sweep_.get()->data = this;
@@ -176,6 +177,7 @@ void Daemon::shutdown() {
   history_timer_.reset();
   execs_.clear();
   followers_.clear();
+  imports_.clear();
   graveyard_.clear();
   sweep_.reset();
   subscribers_.clear();
@@ -199,6 +201,12 @@ void Daemon::dispatch(CallPtr call) {
       {"file.read", &Daemon::file_op},               {"file.list", &Daemon::file_op},
       {"file.remove", &Daemon::file_op},             {"events.subscribe", &Daemon::events_subscribe},
       {"events.list", &Daemon::events_list},         {"execs.list", &Daemon::execs_list},
+      {"image.import", &Daemon::image_import},       {"image.data", &Daemon::image_data},
+      {"image.list", &Daemon::image_list},           {"image.inspect", &Daemon::image_inspect},
+      {"image.remove", &Daemon::image_remove},       {"environment.create", &Daemon::environment_create},
+      {"environment.update", &Daemon::environment_update}, {"environment.list", &Daemon::environment_list},
+      {"environment.inspect", &Daemon::environment_inspect},
+      {"environment.remove", &Daemon::environment_remove},
   };
   auto it = handlers.find(call->method());
   if (it == handlers.end()) {
@@ -256,6 +264,7 @@ json Daemon::describe(const SandboxEntry& e) const {
   auto time_or_null = [](int64_t ms) { return ms != 0 ? json(api::format_time_ms(ms)) : json(); };
   auto opt = [](const std::optional<int>& v) { return v ? json(*v) : json(); };
   json limits = r.spec.value("limits", json::object());
+  json image = r.spec.value("image", json());
   json out = {{"id", r.id},
               {"name", r.name},
               {"state", e.stopping && r.state == "running" ? "stopping" : r.state},
@@ -263,7 +272,10 @@ json Daemon::describe(const SandboxEntry& e) const {
               {"tenant", r.tenant},
               {"labels", r.spec.value("labels", json::object())},
               {"rootfs", r.spec.value("rootfs", "")},
-              {"image", r.spec.value("image", "")},
+              {"image", image.is_object() ? image.value("name", "") : ""},
+              {"image_id", image.is_object() ? image.value("id", "") : ""},
+              {"environment", r.spec.value("environment", "")},
+              {"network", r.spec.value("network", "none")},
               {"limits", limits},
               {"ttl", r.spec.value("ttl", 0)},
               {"expires_at", time_or_null(r.expires_at)},
@@ -515,21 +527,15 @@ void Daemon::reconcile() {
 }
 
 void Daemon::remove_stray_dirs() {
-  DIR* dir = ::opendir((config_.state_dir + "/sandboxes").c_str());
-  if (dir == nullptr) {
+  auto names = list_dir(config_.state_dir + "/sandboxes");
+  if (!names.ok()) {
     return;
   }
-  std::vector<std::string> stray;
-  while (dirent* d = ::readdir(dir)) {
-    std::string name = d->d_name;
-    if (name != "." && name != ".." && !sandboxes_.count(name)) {
-      stray.push_back(name);
+  for (const auto& name : *names) {
+    if (!sandboxes_.count(name)) {
+      log_warn("removing stray sandbox directory {}", sandbox_dir(name));
+      (void)remove_tree(sandbox_dir(name));
     }
-  }
-  ::closedir(dir);
-  for (const auto& name : stray) {
-    log_warn("removing stray sandbox directory {}", sandbox_dir(name));
-    (void)remove_tree(sandbox_dir(name));
   }
 }
 

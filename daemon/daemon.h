@@ -8,11 +8,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "daemon/child.h"
 #include "daemon/config.h"
+#include "daemon/plan_builder.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
 #include "daemon/uv_handle.h"
@@ -22,8 +24,10 @@
 namespace sbx::daemon {
 
 class ExecSession;
+class ImageImport;
 class LogFollower;
 class Launch;
+struct ImageUsers;
 
 // One sandbox as the daemon tracks it: its row plus what exists only while the daemon runs.
 struct SandboxEntry {
@@ -80,6 +84,11 @@ class Daemon {
   // Ends an exec session; it is freed on the next loop iteration (never inside its own callbacks).
   void retire_exec(uint64_t token);
   void retire_follower(uint64_t token);
+  void retire_import(uint64_t token);
+  // Records an image `sbx-image import` reported (`done`, its last line) under `name`.
+  Result<json> add_image(const Caller& caller, const std::string& name, const std::string& source, const json& done,
+                         bool replace);
+  ImageUsers image_users(const std::string& image_id);
   // Starts `sbx-monitor <mode>` in a session of its own, with `stdio` as its fds 0-2 (-1: /dev/null) and a
   // socketpair as fd 3, and sends it `spec` as the first line. Returns the child and the daemon's end of the socket.
   struct MonitorChild {
@@ -110,6 +119,16 @@ class Daemon {
   void events_subscribe(CallPtr call);
   void events_list(CallPtr call);
   void execs_list(CallPtr call);
+  void image_import(CallPtr call);
+  void image_data(CallPtr call);
+  void image_list(CallPtr call);
+  void image_inspect(CallPtr call);
+  void image_remove(CallPtr call);
+  void environment_create(CallPtr call);
+  void environment_update(CallPtr call);
+  void environment_list(CallPtr call);
+  void environment_inspect(CallPtr call);
+  void environment_remove(CallPtr call);
 
   // Lifecycle.
   // Starts the sandbox's monitor; `done` once the sandbox is up (state running) or failed to come up.
@@ -131,6 +150,22 @@ class Daemon {
   // A timer that runs `task` every `interval_ms`, the first time after one interval.
   UvHandle<uv_timer_t> start_periodic(uint64_t interval_ms, void (Daemon::*task)());
   Result<void> check_quota(const Caller& caller) const;
+  Result<json> normalize_create_call(const json& params, const CreatePolicy& policy);
+
+  // The image store: <state_dir>/layers, images/tmp (imports' work dirs), images/trash (being deleted).
+  Result<void> open_image_store();
+  // Layers that an image, a sandbox or an environment version uses.
+  std::set<std::string> live_layers(const std::vector<ImageRow>& images, const std::vector<EnvironmentRow>& envs) const;
+  // Removes the layers nothing uses (not while an import runs); returns the hex names it removed.
+  std::vector<std::string> collect_garbage();
+  void collect_orphaned_image(const json& image);
+  // sandbox.create's image: the snapshot the request's image, or its environment's, resolves to; null for a rootfs.
+  Result<json> resolve_create_image(const json& params, const json& environment);
+  // The environment version "NAME" (latest) or "NAME@VERSION" names; kNotFound when there is none.
+  Result<EnvironmentRow> find_environment(const std::string& ref_text, std::string_view field);
+  // environment.create/update: the request over `base`, its image resolved and its seccomp profile checked.
+  Result<json> environment_spec_for(const json& params, const json& base);
+  Result<json> add_environment_version(const Caller& caller, const std::string& name, int version, json spec);
 
   uv_loop_t* loop_;
   DaemonConfig config_;
@@ -141,6 +176,7 @@ class Daemon {
   std::map<std::string, std::unique_ptr<SandboxEntry>> sandboxes_;
   std::map<uint64_t, std::shared_ptr<ExecSession>> execs_;
   std::map<uint64_t, std::shared_ptr<LogFollower>> followers_;
+  std::map<uint64_t, std::shared_ptr<ImageImport>> imports_;
   struct Subscriber;
   std::map<uint64_t, std::unique_ptr<Subscriber>> subscribers_;
   std::map<ProcessWatch*, std::unique_ptr<ProcessWatch>> reaping_;
@@ -153,6 +189,7 @@ class Daemon {
   static constexpr uint64_t kHistoryPruneIntervalMs = 3600 * 1000;
 
   friend class ExecSession;
+  friend class ImageImport;
   friend class Launch;
   friend class LogFollower;
 };

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "api/protocol.h"
+#include "daemon/image_spec.h"
 
 namespace sbx::daemon {
 
@@ -30,20 +31,15 @@ bool is_under(const std::string& path, const std::string& dir) {
                                           (dir.back() == '/' || path[dir.size()] == '/')));
 }
 
-Result<std::string> resolve_rootfs(const json& params, const DaemonConfig& config, const CreatePolicy& policy) {
+// The host directory a rootfs request names; image requests have their snapshot instead (and "" here).
+Result<std::string> resolve_rootfs(const json& params, const json& image, const DaemonConfig& config,
+                                   const CreatePolicy& policy) {
   bool has_rootfs = params.contains("rootfs");
-  bool has_image = params.contains("image");
-  if (has_rootfs == has_image) {
-    return param_error("rootfs", "give exactly one of rootfs and image");
+  if (has_rootfs == !image.is_null() || (has_rootfs && params.contains("image"))) {
+    return param_error("rootfs", "give exactly one of rootfs and image (or an environment)");
   }
-  if (has_image) {
-    std::string image = params["image"].get<std::string>();
-    SBX_TRY(check_name(image, "image"));
-    std::string dir = config.state_dir + "/images/" + image + "/rootfs";
-    if (!is_dir(dir)) {
-      return api::api_error(api::kNotFound, "no image named '{}' (looked for {})", image, dir);
-    }
-    return dir;
+  if (!has_rootfs) {
+    return std::string();
   }
   std::string rootfs = params["rootfs"].get<std::string>();
   if (rootfs.empty() || rootfs[0] != '/') {
@@ -67,29 +63,9 @@ Result<std::string> resolve_rootfs(const json& params, const DaemonConfig& confi
 }
 
 Result<json> normalize_limits(const json& params, const DaemonConfig& config) {
-  json in = params.value("limits", json::object());
-  json out = json::object();
-  for (const auto& [key, value] : in.items()) {
-    if (key != "vcpus" && key != "memory" && key != "pids" && key != "disk") {
-      return param_error("limits." + key, "unknown limit (vcpus, memory, pids, disk)");
-    }
-  }
-  if (in.contains("vcpus")) {
-    if (!in["vcpus"].is_number() || in["vcpus"].get<double>() <= 0 || in["vcpus"].get<double>() > 1024) {
-      return param_error("limits.vcpus", "must be a number of CPUs, > 0");
-    }
-    out["vcpus"] = in["vcpus"].get<double>();
-  } else if (config.vcpus) {
+  SBX_ASSIGN(json out, check_limits(params.value("limits", json::object())));
+  if (!out.contains("vcpus") && config.vcpus) {
     out["vcpus"] = *config.vcpus;
-  }
-  for (const char* key : {"memory", "disk"}) {
-    if (in.contains(key)) {
-      SBX_ASSIGN(uint64_t v, api::size_param(in[key], std::string("limits.") + key));
-      if (v == 0) {
-        return param_error(std::string("limits.") + key, "must be > 0");
-      }
-      out[key] = v;
-    }
   }
   if (!out.contains("memory") && config.memory) {
     out["memory"] = *config.memory;
@@ -97,12 +73,7 @@ Result<json> normalize_limits(const json& params, const DaemonConfig& config) {
   if (!out.contains("disk") && config.disk) {
     out["disk"] = *config.disk;
   }
-  if (in.contains("pids")) {
-    if (!in["pids"].is_number_unsigned() || in["pids"].get<uint64_t>() == 0) {
-      return param_error("limits.pids", "must be a positive integer");
-    }
-    out["pids"] = in["pids"].get<uint64_t>();
-  } else if (config.pids) {
+  if (!out.contains("pids") && config.pids) {
     out["pids"] = *config.pids;
   }
   return out;
@@ -144,6 +115,77 @@ Result<std::string> normalize_seccomp(const json& params, const DaemonConfig& co
   return name;
 }
 
+// The main command: the request's and the image's entrypoint and cmd (docker's rules); null for an idle sandbox.
+Result<json> normalize_cmd(const json& params, const json& image) {
+  if (params.contains("cmd") && params["cmd"].empty()) {
+    return param_error("cmd", "must not be empty (leave it out for an idle sandbox)");
+  }
+  json config = image.is_object() ? image.value("config", json::object()) : json::object();
+  std::vector<std::string> argv = image_command(config, params);
+  return argv.empty() ? json() : json(argv);
+}
+
+// The image's Env entries that are NAME=value (a malformed one is left out rather than failing every create).
+std::vector<std::string> image_env(const json& image) {
+  std::vector<std::string> out;
+  json env = image.is_object() ? image.value("config", json::object()).value("Env", json()) : json();
+  if (env.is_array()) {
+    for (const auto& e : env) {
+      if (e.is_string() && e.get<std::string>().find('=') != std::string::npos && e.get<std::string>()[0] != '=') {
+        out.push_back(e.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+std::string image_workdir(const json& image) {
+  json wd = image.is_object() ? image.value("config", json::object()).value("WorkingDir", json()) : json();
+  return wd.is_string() && !wd.get<std::string>().empty() && wd.get<std::string>()[0] == '/' ? wd.get<std::string>()
+                                                                                               : "/";
+}
+
+Result<std::string> normalize_network(const json& params) {
+  std::string mode = params.value("network", "none");
+  if (mode != "none") {
+    return param_error("network", fmt::format("unknown network mode '{}' (this sbxd offers: none)", mode));
+  }
+  return mode;
+}
+
+}  // namespace
+
+Result<json> check_limits(const json& in) {
+  json out = json::object();
+  for (const auto& [key, value] : in.items()) {
+    if (key != "vcpus" && key != "memory" && key != "pids" && key != "disk") {
+      return param_error("limits." + key, "unknown limit (vcpus, memory, pids, disk)");
+    }
+  }
+  if (in.contains("vcpus")) {
+    if (!in["vcpus"].is_number() || in["vcpus"].get<double>() <= 0 || in["vcpus"].get<double>() > 1024) {
+      return param_error("limits.vcpus", "must be a number of CPUs, > 0");
+    }
+    out["vcpus"] = in["vcpus"].get<double>();
+  }
+  for (const char* key : {"memory", "disk"}) {
+    if (in.contains(key)) {
+      SBX_ASSIGN(uint64_t v, api::size_param(in[key], std::string("limits.") + key));
+      if (v == 0) {
+        return param_error(std::string("limits.") + key, "must be > 0");
+      }
+      out[key] = v;
+    }
+  }
+  if (in.contains("pids")) {
+    if (!in["pids"].is_number_unsigned() || in["pids"].get<uint64_t>() == 0) {
+      return param_error("limits.pids", "must be a positive integer");
+    }
+    out["pids"] = in["pids"].get<uint64_t>();
+  }
+  return out;
+}
+
 Result<void> check_env(const json& env, std::string_view field) {
   size_t i = 0;
   for (const auto& e : env) {
@@ -157,7 +199,6 @@ Result<void> check_env(const json& env, std::string_view field) {
   return ok();
 }
 
-}  // namespace
 
 Result<void> check_name(std::string_view name, std::string_view field) {
   bool good = !name.empty() && name.size() <= 64 &&
@@ -250,10 +291,11 @@ std::vector<std::string> merge_env(const std::vector<std::string>& base, const s
   return out;
 }
 
-Result<json> normalize_create(const json& params, const DaemonConfig& config, const CreatePolicy& policy) {
+Result<json> normalize_create(const json& params, const DaemonConfig& config, const CreatePolicy& policy,
+                              const json& image) {
   json spec = json::object();
-  SBX_ASSIGN(spec["rootfs"], resolve_rootfs(params, config, policy));
-  spec["image"] = params.value("image", "");
+  SBX_ASSIGN(spec["rootfs"], resolve_rootfs(params, image, config, policy));
+  spec["image"] = image.is_object() ? image : json("");
   json labels = params.value("labels", json::object());
   for (const auto& [k, v] : labels.items()) {
     if (!v.is_string() || k.empty() || k.size() > 128 || v.get<std::string>().size() > 1024) {
@@ -264,7 +306,7 @@ Result<json> normalize_create(const json& params, const DaemonConfig& config, co
   SBX_ASSIGN(spec["limits"], normalize_limits(params, config));
   json env = params.value("env", json::array());
   SBX_TRY(check_env(env, "env"));
-  spec["env"] = env;
+  spec["env"] = merge_env(image_env(image), env.get<std::vector<std::string>>());
   SBX_ASSIGN(spec["mounts"], normalize_mounts(params, policy));
   int64_t ttl = params.contains("ttl") ? params["ttl"].get<int64_t>() : config.ttl;
   constexpr int64_t kMaxTtl = 10LL * 365 * 24 * 3600;
@@ -273,16 +315,18 @@ Result<json> normalize_create(const json& params, const DaemonConfig& config, co
   }
   spec["ttl"] = ttl;
   SBX_ASSIGN(spec["seccomp"], normalize_seccomp(params, config, policy));
-  spec["cmd"] = params.contains("cmd") ? params["cmd"] : json();
-  if (spec["cmd"].is_array() && spec["cmd"].empty()) {
-    return param_error("cmd", "must not be empty (leave it out for an idle sandbox)");
-  }
-  std::string cwd = params.value("cwd", "/");
+  SBX_ASSIGN(spec["cmd"], normalize_cmd(params, image));
+  SBX_ASSIGN(spec["network"], normalize_network(params));
+  std::string cwd = params.value("cwd", image_workdir(image));
   if (cwd.empty() || cwd[0] != '/') {
     return param_error("cwd", "must be an absolute path");
   }
   spec["cwd"] = cwd;
   UserIds user;
+  if (image.is_object()) {
+    json u = image.value("user", json::object());
+    user = {u.value("uid", 0u), u.value("gid", 0u)};
+  }
   if (params.contains("user")) {
     SBX_ASSIGN(user, parse_user(params["user"], "user"));
   }
@@ -297,7 +341,11 @@ Result<json> normalize_create(const json& params, const DaemonConfig& config, co
 }
 
 Result<rt::Plan> build_plan(const std::string& id, const json& spec, const DaemonConfig& config) {
-  rt::Plan plan = rt::default_plan(id, {spec["rootfs"].get<std::string>()});
+  std::vector<std::string> lower_dirs = {spec["rootfs"].get<std::string>()};
+  if (spec["image"].is_object()) {
+    SBX_ASSIGN(lower_dirs, image_lower_dirs(config, spec["image"]));
+  }
+  rt::Plan plan = rt::default_plan(id, lower_dirs);
   if (!spec["hostname"].get<std::string>().empty()) {
     plan.hostname = spec["hostname"].get<std::string>();
   }

@@ -29,13 +29,19 @@ struct CreatePolicy {
 };
 
 // Checks and completes a create request with the daemon's defaults. Errors are kInvalidParams (naming the field)
-// or kPermissionDenied.
-Result<json> normalize_create(const json& params, const DaemonConfig& config, const CreatePolicy& policy);
+// or kPermissionDenied. `image` is what the request's image (or its environment's) resolved to in the store, as
+// image_snapshot() makes it: its layers become the root, its config the defaults of cmd, env, cwd and user.
+Result<json> normalize_create(const json& params, const DaemonConfig& config, const CreatePolicy& policy,
+                              const json& image = json());
 
 // The runtime plan for one run of a sandbox. `main_stdout` is the fd the main command writes to (the monitor's
 // log pipe is set by the monitor itself: here it is left -1).
 Result<rt::Plan> build_plan(const std::string& id, const json& spec, const DaemonConfig& config);
 
+// A limits object ({vcpus, memory, pids, disk}) checked, sizes in bytes; no defaults added.
+Result<json> check_limits(const json& limits);
+// Each entry NAME=value; errors name `field`[i].
+Result<void> check_env(const json& env, std::string_view field);
 // "1000", "1000:1000", 1000.
 Result<UserIds> parse_user(const json& value, std::string_view field);
 // "TERM", "SIGTERM", "15", 15.

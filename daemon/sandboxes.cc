@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/environment_spec.h"
 #include "daemon/plan_builder.h"
 #include "runtime/plan_json.h"
 #include "runtime/state.h"
@@ -391,10 +392,40 @@ Result<void> Daemon::remove(SandboxEntry& e) {
   sandboxes_.erase(id);  // `e` is gone from here
   log_info("sandbox={}: removed{}", id, reason.empty() ? "" : " (" + reason + ")");
   emit("destroyed", row, reason.empty() ? json::object() : json{{"reason", reason}});
+  collect_orphaned_image(row.spec.value("image", json()));
   return ok();
 }
 
+// A sandbox can be the last user of an image whose name has since moved to other content: its layers go now.
+void Daemon::collect_orphaned_image(const json& image) {
+  if (!image.is_object()) {
+    return;
+  }
+  auto images = store_->images();
+  if (images.ok() && std::none_of(images->begin(), images->end(),
+                                  [&](const ImageRow& r) { return r.id == image.value("id", ""); })) {
+    collect_garbage();
+  }
+}
+
 // ---- handlers ----
+
+// The request with its environment's defaults under it, its image resolved in the store, normalized.
+Result<json> Daemon::normalize_create_call(const json& p, const CreatePolicy& policy) {
+  json params = p;
+  json environment;
+  std::string env_ref;
+  if (p.contains("environment")) {
+    SBX_ASSIGN(EnvironmentRow env, find_environment(p["environment"].get<std::string>(), "environment"));
+    params = apply_environment(p, env.spec);
+    environment = env.spec;
+    env_ref = fmt::format("{}@{}", env.name, env.version);
+  }
+  SBX_ASSIGN(json image, resolve_create_image(params, environment));
+  SBX_ASSIGN(json spec, normalize_create(params, config_, policy, image));
+  spec["environment"] = env_ref;
+  return spec;
+}
 
 void Daemon::sandbox_create(CallPtr call) {
   const Caller& caller = call->caller();
@@ -406,7 +437,7 @@ void Daemon::sandbox_create(CallPtr call) {
     return call->fail(r.error());
   }
   CreatePolicy policy{caller.role == Role::kRoot};
-  auto spec = normalize_create(p, config_, policy);
+  auto spec = normalize_create_call(p, policy);
   if (!spec.ok()) {
     return call->fail(spec.error());
   }

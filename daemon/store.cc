@@ -37,6 +37,14 @@ const char* const kMigrations[] = {
     CREATE INDEX execs_by_time ON execs (started_at);
     CREATE INDEX events_by_time ON events (time);
     )sql",
+    // 3: the image store and environments.
+    R"sql(
+    CREATE TABLE images (
+      name TEXT PRIMARY KEY, id TEXT NOT NULL, created_at INTEGER NOT NULL, record TEXT NOT NULL);
+    CREATE TABLE environments (
+      name TEXT NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by INTEGER NOT NULL,
+      spec TEXT NOT NULL, PRIMARY KEY (name, version));
+    )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -323,6 +331,45 @@ Result<std::vector<EventRow>> Store::events(const RecordFilter& filter, int limi
     rows.push_back(std::move(r));
   }));
   return rows;
+}
+
+Result<std::vector<ImageRow>> Store::images() {
+  std::vector<ImageRow> rows;
+  SBX_TRY(impl_->query("SELECT name, id, created_at, record FROM images ORDER BY name", {}, [&](sqlite3_stmt* s) {
+    rows.push_back({column_text(s, 0), column_text(s, 1), sqlite3_column_int64(s, 2), column_json(s, 3)});
+  }));
+  return rows;
+}
+
+Result<void> Store::put_image(const ImageRow& r) {
+  return impl_->run("INSERT OR REPLACE INTO images (name, id, created_at, record) VALUES (?, ?, ?, ?)",
+                    {r.name, r.id, r.created_at, api::dump_json(r.record)});
+}
+
+Result<void> Store::delete_image(const std::string& name) {
+  return impl_->run("DELETE FROM images WHERE name = ?", {name});
+}
+
+Result<std::vector<EnvironmentRow>> Store::environments() {
+  std::vector<EnvironmentRow> rows;
+  SBX_TRY(impl_->query("SELECT name, version, created_at, created_by, spec FROM environments ORDER BY name, version",
+                       {}, [&](sqlite3_stmt* s) {
+                         rows.push_back({column_text(s, 0), sqlite3_column_int(s, 1), sqlite3_column_int64(s, 2),
+                                         static_cast<uint32_t>(sqlite3_column_int64(s, 3)), column_json(s, 4)});
+                       }));
+  return rows;
+}
+
+Result<void> Store::add_environment(const EnvironmentRow& r) {
+  return impl_->run("INSERT INTO environments (name, version, created_at, created_by, spec) VALUES (?, ?, ?, ?, ?)",
+                    {r.name, int64_t(r.version), r.created_at, int64_t(r.created_by), api::dump_json(r.spec)});
+}
+
+Result<int64_t> Store::delete_environment(const std::string& name, std::optional<int> version) {
+  if (version) {
+    return impl_->run_counted("DELETE FROM environments WHERE name = ? AND version = ?", {name, int64_t(*version)});
+  }
+  return impl_->run_counted("DELETE FROM environments WHERE name = ?", {name});
 }
 
 Result<void> Store::check() { return impl_->query("SELECT count(*) FROM sandboxes", {}, [](sqlite3_stmt*) {}); }

@@ -66,6 +66,24 @@ struct EventRow {
   json details;
 };
 
+// An image in the store, by name. `record` holds the rest (format, source, config, user, layers, size): what the
+// importer reported, kept as it came so that a field added later needs no migration.
+struct ImageRow {
+  std::string name;
+  std::string id;  // "sha256:<hex>" of the image config
+  int64_t created_at = 0;
+  json record;
+};
+
+// One version of an environment; versions are never changed, only added and removed.
+struct EnvironmentRow {
+  std::string name;
+  int version = 0;
+  int64_t created_at = 0;
+  uint32_t created_by = 0;
+  json spec;  // image {name, id, layers, ...}, limits, env, seccomp, network, ttl, description
+};
+
 // Which exec and event records a query returns; unset fields match everything.
 struct RecordFilter {
   std::string sandbox_id;
@@ -95,6 +113,16 @@ class Store {
 
   Result<int64_t> add_event(EventRow row);  // returns its seq
   Result<std::vector<EventRow>> events(const RecordFilter& filter, int limit);
+
+  Result<std::vector<ImageRow>> images();
+  Result<void> put_image(const ImageRow& row);  // insert or replace, by name
+  Result<void> delete_image(const std::string& name);
+
+  // Every version of every environment, by name then version.
+  Result<std::vector<EnvironmentRow>> environments();
+  Result<void> add_environment(const EnvironmentRow& row);  // fails when that version exists
+  // Deletes one version, or all of them; returns how many went.
+  Result<int64_t> delete_environment(const std::string& name, std::optional<int> version);
 
   Result<void> check();
   // Deletes the exec records that started, and the events that happened, before `before_ms` (epoch ms).

@@ -36,7 +36,9 @@ err=$(SBX_SOCKET="$dir/env.sock" "$ctl" info 2>&1); rc=$?
 check "SBX_SOCKET is used" "sbxctl: cannot connect to sbxd at $dir/env.sock: is the daemon running? (ENOENT)" "$err"
 
 for cmd in "create --rootfs /" "run --rootfs / -- true" "exec box true" "inspect box" "logs box" "start box" \
-    "stop box" "restart box" "kill box" "rm box" "stats" "cp box:/a $dir/a" "events" "info" "execs"; do
+    "stop box" "restart box" "kill box" "rm box" "stats" "cp box:/a $dir/a" "events" "info" "execs" \
+    "image ls" "image inspect img" "image rm img" "env ls" "env inspect py" "env rm py@1" "env create py --image img" \
+    "env update py --memory 1G"; do
   # shellcheck disable=SC2086
   "$ctl" --socket "$dir/sbxd.sock" $cmd >/dev/null 2>&1; rc=$?
   check "no daemon: '$cmd' exits 125" 125 "$rc"
@@ -89,6 +91,22 @@ check "cp between two host paths: 125" 125 "$rc"
 contains "cp between two host paths: says why" "exactly one of SRC and DEST must be SANDBOX:PATH" "$err"
 err=$("$ctl" --socket "$dir/sbxd.sock" ls --bogus 2>&1); rc=$?
 check "unknown option: 125" 125 "$rc"
+err=$("$ctl" --socket "$dir/sbxd.sock" image lss 2>&1); rc=$?
+check "unknown image subcommand: 125" 125 "$rc"
+contains "unknown image subcommand: named" "sbxctl: unknown command 'image lss'" "$err"
+err=$("$ctl" --socket "$dir/sbxd.sock" image import /dev/null 2>&1); rc=$?
+check "image import without --name: 125" 125 "$rc"
+contains "image import without --name: says so" "--name is required" "$err"
+err=$("$ctl" --socket "$dir/sbxd.sock" create --rootfs / -E py@x 2>&1); rc=$?
+check "bad --environment: 125" 125 "$rc"
+contains "bad --environment: names the option" "sbxctl: --environment: 'py@x' is not NAME or NAME@VERSION" "$err"
+err=$("$ctl" --socket "$dir/sbxd.sock" env rm py@0 2>&1); rc=$?
+check "env rm of a bad ref: 125" 125 "$rc"
+err=$("$ctl" --socket "$dir/sbxd.sock" env create py 2>&1); rc=$?
+check "env create without --image: 125" 125 "$rc"
+err=$("$ctl" --socket "$dir/sbxd.sock" image import --stream "$dir" --name x 2>&1); rc=$?
+check "streaming a directory: 125" 125 "$rc"
+contains "streaming a directory: says to tar it" "make a tarball of it" "$err"
 
 "$ctl" --help >/dev/null 2>&1; rc=$?
 check "--help exits 0" 0 "$rc"

@@ -9,75 +9,9 @@ sbxd=$2
 monitor=$3
 rootfs=$4
 seccomp_dir=$5
-if [ "$(id -u)" -ne 0 ]; then
-  echo "sbxctl_test: creates sandboxes through sbxd: run as root" >&2
-  exit 1
-fi
-tmp=$(mktemp -d /tmp/sbx-test-cli-XXXXXX)
-run_dir=/run/sbx-test-cli-$$
-cg_name=sbx-test-cli-$$
-sock=$tmp/sbxd.sock
-daemon_pid=
-bg_pids=
-passed=0
-failed=0
-py=/usr/bin/python3  # not a version-manager shim: it is called often
-[ -x "$py" ] || py=python3
-
-cleanup() {
-  for p in $bg_pids; do kill "$p" 2>/dev/null; done
-  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-    for id in $("$ctl" --socket "$sock" ls -q 2>/dev/null); do
-      "$ctl" --socket "$sock" rm -f "$id" >/dev/null 2>&1
-    done
-    kill -TERM "$daemon_pid"
-    i=0
-    while kill -0 "$daemon_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -KILL "$daemon_pid" 2>/dev/null
-  fi
-  # The cgroup parent sbxd made for us: empty directories only, deepest first.
-  find /sys/fs/cgroup -mindepth 1 -maxdepth 7 -depth -type d -name "$cg_name" -exec rmdir {} \; 2>/dev/null
-  rm -rf "$tmp" "$run_dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    printf 'FAIL %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"
-  fi
-}
-
-contains() {  # contains NAME NEEDLE HAYSTACK
-  case $3 in *"$2"*) check "$1" ok ok ;; *) check "$1" "...$2..." "$3" ;; esac
-}
-
-lacks() {  # lacks NAME NEEDLE HAYSTACK
-  case $3 in *"$2"*) check "$1" "no $2" "$3" ;; *) check "$1" ok ok ;; esac
-}
-
-# jq-like: jget EXPRESSION (python, over `j`) < JSON
-jget() { "$py" -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
-
-ctl() { "$ctl" --socket "$sock" "$@"; }
-
-# --- start our own sbxd -----------------------------------------------------------------------------------------
-: >"$tmp/sbxd.toml"
-"$sbxd" --config "$tmp/sbxd.toml" --socket "$sock" --state-dir "$tmp/state" --run-dir "$run_dir" \
-  --cgroup-parent-name "$cg_name" --monitor "$monitor" --seccomp-dir "$seccomp_dir" --rootfs-dir "$rootfs" \
-  >"$tmp/sbxd.log" 2>&1 &
-daemon_pid=$!
-i=0
-while [ ! -S "$sock" ] && [ $i -lt 100 ] && kill -0 "$daemon_pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-if [ ! -S "$sock" ]; then
-  echo "sbxctl_test: sbxd did not come up:"
-  cat "$tmp/sbxd.log"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+test_setup cli
+start_daemon
 
 # --- info ---------------------------------------------------------------------------------------------------------
 out=$(ctl info); rc=$?
@@ -301,12 +235,9 @@ check "events --no-follow --history 2: two lines" 2 "$(echo "$out" | wc -l)"
 contains "events --no-follow: the last one" "destroyed" "$out"
 
 # --- the daemon going away ----------------------------------------------------------------------------------------
-kill -TERM "$daemon_pid"
-wait "$daemon_pid" 2>/dev/null
-daemon_pid=
+stop_daemon
 err=$(ctl ls 2>&1); rc=$?
 check "daemon gone: 125" 125 "$rc"
 contains "daemon gone: message" "sbxctl: cannot connect to sbxd at $sock: is the daemon running?" "$err"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+test_summary

@@ -168,6 +168,52 @@ TEST_CASE("create refuses bad values with the option's name") {
   CHECK(create_params(o, "/", fake_env()).error().message().starts_with("--ttl:"));
 }
 
+TEST_CASE("an environment is NAME or NAME@VERSION, with VERSION a positive number") {
+  CHECK(check_environment_ref("--environment", "py").ok());
+  CHECK(check_environment_ref("--environment", "py@1").ok());
+  CHECK(check_environment_ref("--environment", "py@12").ok());
+  for (const char* bad : {"py@x", "py@", "@1", "", "py@0", "py@1@2", "py@-1", "py@1.5"}) {
+    CHECK_FALSE_MESSAGE(check_environment_ref("--environment", bad).ok(), bad);
+  }
+  CHECK(check_environment_ref("--environment", "py@x").error().message() ==
+        "--environment: 'py@x' is not NAME or NAME@VERSION (VERSION a number such as 2)");
+  CHECK(check_environment_ref("", "py@x").error().message() ==
+        "'py@x' is not NAME or NAME@VERSION (VERSION a number such as 2)");
+}
+
+TEST_CASE("create takes an image or an environment, an entrypoint ('' for none) and a network mode") {
+  CreateOptions o;
+  o.image = "sha256:abc";
+  o.environment = "py@2";
+  o.network = "none";
+  o.entrypoint = "";
+  o.command = {"-c", "1"};
+  json p = *create_params(o, "/", fake_env());
+  CHECK(p == json{{"image", "sha256:abc"}, {"environment", "py@2"}, {"entrypoint", json::array()},
+                  {"network", "none"}, {"cmd", {"-c", "1"}}});
+  o.entrypoint = "python3";
+  CHECK((*create_params(o, "/", fake_env()))["entrypoint"] == json{"python3"});
+  o.environment = "py@two";
+  CHECK(create_params(o, "/", fake_env()).error().message().starts_with("--environment: 'py@two'"));
+}
+
+TEST_CASE("run's sandbox idles when it comes from an image or environment; --entrypoint goes before the command") {
+  CreateOptions o;
+  o.environment = "py";
+  o.entrypoint = "python3";
+  o.command = {"-c", "print(1)"};
+  json p = *create_params(o, "/", fake_env(), false);
+  CHECK(p == json{{"environment", "py"}, {"entrypoint", json::array()}});
+  CHECK(run_argv(o) == std::vector<std::string>{"python3", "-c", "print(1)"});
+  o.entrypoint = "";
+  CHECK(run_argv(o) == std::vector<std::string>{"-c", "print(1)"});
+  o.environment.clear();
+  o.rootfs = "/r";
+  CHECK_FALSE((*create_params(o, "/", fake_env(), false)).contains("entrypoint"));
+  o.command.clear();
+  CHECK(run_argv(o).empty());
+}
+
 TEST_CASE("exec options translate to sandbox.exec params") {
   ExecOptions e;
   CHECK(*exec_params("box", {"ls", "-l"}, e, fake_env()) == json{{"id", "box"}, {"argv", {"ls", "-l"}}});

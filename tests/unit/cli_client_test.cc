@@ -309,4 +309,121 @@ TEST_CASE("after a subscription, notifications are read one by one") {
   CHECK_FALSE(client->next_notification().ok());
 }
 
+// Reads lines from a socket in big reads (the fake server's side of an upload).
+class LineReader {
+ public:
+  explicit LineReader(int fd) : fd_(fd) {}
+  bool next(std::string& line) {
+    for (;;) {
+      size_t nl = buf_.find('\n', pos_);
+      if (nl != std::string::npos) {
+        line = buf_.substr(pos_, nl - pos_);
+        pos_ = nl + 1;
+        return true;
+      }
+      buf_.erase(0, pos_);
+      pos_ = 0;
+      char chunk[65536];
+      ssize_t n = ::read(fd_, chunk, sizeof chunk);
+      if (n <= 0) {
+        return false;
+      }
+      buf_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string buf_;
+  size_t pos_ = 0;
+};
+
+TEST_CASE("an upload interleaves its notifications with what the daemon sends, without deadlock") {
+  constexpr size_t kChunk = 256 * 1024;
+  constexpr int kChunks = 24;
+  // For every chunk the server floods the client with 2 MB of progress before reading on: a client that only
+  // wrote would block on a full socket while the server blocks too.
+  const std::string filler(64 * 1024, 'p');
+  size_t received = 0;
+  bool eof_seen = false;
+  FakeServer server([&](int fd, const json& req) {
+    if (req.value("method", "") != "image.import") {
+      return;
+    }
+    LineReader reader(fd);
+    std::string line;
+    while (reader.next(line)) {
+      json n = json::parse(line, nullptr, false);
+      CHECK(n.value("method", "") == "image.data");
+      CHECK_FALSE(n.contains("id"));
+      CHECK(n["params"]["request_id"] == req["id"]);
+      if (n["params"].value("eof", false)) {
+        eof_seen = true;
+        break;
+      }
+      received += base64_decode(n["params"]["data_b64"].get<std::string>())->size();
+      for (int i = 0; i < 32; ++i) {
+        send_line(fd, encode_notification("image.progress", {{"phase", "upload"}, {"bytes", received},
+                                                            {"pad", filler}}));
+      }
+    }
+    reply(fd, req, {{"id", "sha256:abc"}, {"size", received}});
+  });
+  auto client = Client::connect(server.path());
+  REQUIRE(client.ok());
+  int sent = 0;
+  uint64_t seen_id = 0;
+  Client::UploadSource source = [&](uint64_t request_id) -> Result<std::optional<Notification>> {
+    seen_id = request_id;
+    if (sent > kChunks) {
+      return std::optional<Notification>();
+    }
+    json params = {{"request_id", request_id}};
+    if (sent++ == kChunks) {
+      params["eof"] = true;
+    } else {
+      params["data_b64"] = base64_encode(std::string(kChunk, 'd'));
+    }
+    return std::optional<Notification>(Notification{"image.data", std::move(params)});
+  };
+  size_t progress = 0;
+  auto r = client->call_with_upload("image.import", {{"name", "x"}, {"stream", true}}, source,
+                                    [&](const std::string& method, const json&) {
+                                      CHECK(method == "image.progress");
+                                      ++progress;
+                                    });
+  REQUIRE(r.ok());
+  CHECK((*r)["size"] == kChunk * kChunks);
+  CHECK(eof_seen);
+  CHECK(progress == 32u * kChunks);
+  CHECK(seen_id > 0);
+}
+
+TEST_CASE("an upload refused at once ends with the daemon's error; a failing source fails the call") {
+  FakeServer server([](int fd, const json& req) {
+    if (req.value("method", "") == "image.import") {
+      send_line(fd, encode_error(req["id"], {{"code", kPermissionDenied}, {"message", "root only"}}));
+    }
+  });
+  auto client = Client::connect(server.path());
+  REQUIRE(client.ok());
+  int asked = 0;
+  Client::UploadSource slow = [&](uint64_t id) -> Result<std::optional<Notification>> {
+    ++asked;
+    usleep(20000);
+    return std::optional<Notification>(Notification{"image.data", {{"request_id", id}, {"data_b64", "eHl6"}}});
+  };
+  auto r = client->call_with_upload("image.import", {{"name", "x"}}, slow);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code() == kPermissionDenied);
+  CHECK(r.error().message() == "root only");
+  CHECK(asked < 1000);
+
+  auto r2 = client->call_with_upload("test.other", {}, [](uint64_t) -> Result<std::optional<Notification>> {
+    return Error("read the image to import: Input/output error", EIO);
+  });
+  REQUIRE_FALSE(r2.ok());
+  CHECK(r2.error().message() == "call test.other: read the image to import: Input/output error");
+}
+
 }  // TEST_SUITE

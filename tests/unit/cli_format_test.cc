@@ -125,4 +125,21 @@ TEST_CASE("exec ends, labels and events read as text") {
   CHECK(format_event(ev) == "2026-11-22T10:04:05.123Z  exited     a1b2          web exit_code=0");
 }
 
+TEST_CASE("image ids are shown as 12 hex digits without the algorithm") {
+  CHECK(short_image_id("sha256:0123456789abcdef0123") == "0123456789ab");
+  CHECK(short_image_id("0123456789abcdef") == "0123456789ab");
+  CHECK(short_image_id("abc") == "abc");
+  CHECK(short_image_id("") == "");
+}
+
+TEST_CASE("import progress shows the phase, the layer, a percent when the total is known, bytes and rate") {
+  json p = {{"phase", "unpack"}, {"layer", 2}, {"layers", 3}, {"bytes", 1536}, {"total", 3072}};
+  CHECK(format_progress(p, -1) == "unpack  layer 2/3   50%  1.5K/3K");
+  CHECK(format_progress(p, 5.5 * 1024 * 1024) == "unpack  layer 2/3   50%  1.5K/3K  5.5 MB/s");
+  json upload = {{"phase", "upload"}, {"layer", 0}, {"layers", 0}, {"bytes", 10 << 20}, {"total", 0}};
+  CHECK(format_progress(upload, 0) == "upload  10M  0.0 MB/s");
+  CHECK(format_progress({{"phase", "read"}, {"bytes", 200}, {"total", 100}}, -1) == "read    100%  200/100");
+  CHECK(format_progress(json("junk"), -1) == "-       0");
+}
+
 }  // TEST_SUITE

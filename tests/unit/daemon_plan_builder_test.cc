@@ -17,15 +17,14 @@ using namespace sbx::daemon;
 
 namespace {
 
-// A temp tree: allowed/rootfs (under the configured rootfs_dirs), outside/rootfs, an image, a prefix look-alike
+// A temp tree: allowed/rootfs (under the configured rootfs_dirs), outside/rootfs, a prefix look-alike
 // and a symlink from inside the allowed dir to outside it.
 struct Tree {
   Tree() {
     char tmpl[] = "/tmp/daemon-plan-unit-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     dir = tmpl;
-    for (const char* d : {"/allowed/rootfs", "/allowed/nested/deeper", "/outside/rootfs", "/allowed-evil/rootfs",
-                          "/state/images/base/rootfs", "/state/images/broken"}) {
+    for (const char* d : {"/allowed/rootfs", "/allowed/nested/deeper", "/outside/rootfs", "/allowed-evil/rootfs"}) {
       REQUIRE(make_dirs(dir + d, 0755).ok());
     }
     REQUIRE(::symlink((dir + "/outside/rootfs").c_str(), (dir + "/allowed/escape").c_str()) == 0);
@@ -148,23 +147,81 @@ TEST_CASE("normalize_create keeps what the request gives") {
   CHECK(s["limits"] == json{{"vcpus", 0.5}, {"memory", 256ull << 20}, {"pids", 32}, {"disk", 1ull << 30}});
 }
 
+// What the daemon passes for an image request: the snapshot of the stored image.
+json snapshot(const json& config = json::object(), uint32_t uid = 0, uint32_t gid = 0) {
+  return {{"name", "py"},
+          {"id", "sha256:" + std::string(64, 'c')},
+          {"layers", {"sha256:" + std::string(64, 'a'), "sha256:" + std::string(64, 'b')}},
+          {"config", config},
+          {"user", {{"uid", uid}, {"gid", gid}}}};
+}
+
+json normalized_image(const Tree& t, const json& params, const json& image,
+                      const CreatePolicy& policy = kRoot) {
+  auto r = normalize_create(wire(params), t.config, policy, image);
+  REQUIRE_MESSAGE(r.ok(), params.dump() << ": " << r.error().message());
+  return *r;
+}
+
 TEST_CASE("exactly one of rootfs and image") {
   Tree t;
   check_invalid(t, json::object(), "rootfs");
-  check_invalid(t, {{"rootfs", t.rootfs()}, {"image", "base"}}, "rootfs");
+  auto r = normalize_create(wire({{"rootfs", t.rootfs()}, {"image", "py"}}), t.config, kRoot, snapshot());
+  REQUIRE(!r.ok());
+  CHECK(r.error().message().rfind("params.rootfs: ", 0) == 0);
 }
 
-TEST_CASE("an image is looked up in the state dir") {
+TEST_CASE("an image's layers become the lower dirs, top layer first") {
   Tree t;
-  json s = normalized(t, {{"image", "base"}});
-  CHECK(s["rootfs"] == t.dir + "/state/images/base/rootfs");
-  CHECK(s["image"] == "base");
-  // A non-root caller may use images.
-  CHECK(normalized(t, {{"image", "base"}}, kUser)["image"] == "base");
-  check_refused(t, {{"image", "nope"}}, kRoot, api::kNotFound);
-  check_refused(t, {{"image", "broken"}}, kRoot, api::kNotFound);
-  check_invalid(t, {{"image", "../base"}}, "image");
-  check_invalid(t, {{"image", "Base"}}, "image");
+  json s = normalized_image(t, {{"image", "py"}}, snapshot(), kUser);  // a non-root caller may use images
+  CHECK(s["rootfs"] == "");
+  CHECK(s["image"]["id"] == "sha256:" + std::string(64, 'c'));
+  // validate_plan wants the lower dirs to exist.
+  CHECK(!build_plan("a1b2c3d4e5f6", s, t.config).ok());
+  REQUIRE(make_dirs(t.dir + "/state/layers/" + std::string(64, 'a')).ok());
+  REQUIRE(make_dirs(t.dir + "/state/layers/" + std::string(64, 'b')).ok());
+  auto plan = build_plan("a1b2c3d4e5f6", s, t.config);
+  REQUIRE_MESSAGE(plan.ok(), plan.error().message());
+  CHECK(plan->root.lower_dirs == std::vector<std::string>{t.dir + "/state/layers/" + std::string(64, 'b'),
+                                                          t.dir + "/state/layers/" + std::string(64, 'a')});
+}
+
+TEST_CASE("an image's config gives the defaults: env under the request's, workdir, user") {
+  Tree t;
+  json config = {{"Env", {"PATH=/opt/bin:/usr/bin", "LANG=de_DE.UTF-8", "=bad", "ALSO_BAD"}},
+                 {"WorkingDir", "/srv"}};
+  json s = normalized_image(t, {{"image", "py"}, {"env", {"LANG=C.UTF-8", "X=1"}}}, snapshot(config, 65534, 65533));
+  CHECK(s["env"] == json{"PATH=/opt/bin:/usr/bin", "LANG=C.UTF-8", "X=1"});
+  CHECK(s["cwd"] == "/srv");
+  CHECK(s["uid"] == 65534);
+  CHECK(s["gid"] == 65533);
+  json own = normalized_image(t, {{"image", "py"}, {"cwd", "/tmp"}, {"user", "1000:1000"}}, snapshot(config, 65534));
+  CHECK(own["cwd"] == "/tmp");
+  CHECK(own["uid"] == 1000);
+  // A relative WorkingDir is not a working directory.
+  CHECK(normalized_image(t, {{"image", "py"}}, snapshot({{"WorkingDir", "srv"}}))["cwd"] == "/");
+}
+
+TEST_CASE("entrypoint and cmd follow docker's rules") {
+  Tree t;
+  json config = {{"Entrypoint", {"/entry", "-x"}}, {"Cmd", {"serve"}}};
+  CHECK(normalized_image(t, {{"image", "py"}}, snapshot(config))["cmd"] == json{"/entry", "-x", "serve"});
+  CHECK(normalized_image(t, {{"image", "py"}, {"cmd", {"run", "1"}}}, snapshot(config))["cmd"] ==
+        json{"/entry", "-x", "run", "1"});
+  // An entrypoint of the request's own drops the image's cmd; [] runs nothing: an idle sandbox.
+  CHECK(normalized_image(t, {{"image", "py"}, {"entrypoint", {"/bin/sh"}}}, snapshot(config))["cmd"] ==
+        json{"/bin/sh"});
+  CHECK(normalized_image(t, {{"image", "py"}, {"entrypoint", json::array()}}, snapshot(config))["cmd"].is_null());
+  CHECK(normalized_image(t, {{"image", "py"}}, snapshot())["cmd"].is_null());
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"entrypoint", {"/bin/sh", "-c"}}, {"cmd", {"true"}}})["cmd"] ==
+        json{"/bin/sh", "-c", "true"});
+}
+
+TEST_CASE("the network mode is none, the only one there is") {
+  Tree t;
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}})["network"] == "none");
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"network", "none"}})["network"] == "none");
+  check_invalid(t, {{"rootfs", t.rootfs()}, {"network", "host"}}, "network");
 }
 
 TEST_CASE("rootfs must be an absolute path to a directory") {
