@@ -204,24 +204,21 @@ bool type_matches(ParamType type, const json& v) {
 
 constexpr std::string_view kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') {
-    return c - 'A';
+// Each byte's value as a base64 digit; -1 for a byte that is not one (and for '=').
+struct B64Table {
+  int8_t v[256];
+  constexpr B64Table() : v() {
+    for (int c = 0; c < 256; ++c) {
+      v[c] = -1;
+    }
+    for (int i = 0; i < 64; ++i) {
+      v[static_cast<unsigned char>(kB64[i])] = static_cast<int8_t>(i);
+    }
   }
-  if (c >= 'a' && c <= 'z') {
-    return c - 'a' + 26;
-  }
-  if (c >= '0' && c <= '9') {
-    return c - '0' + 52;
-  }
-  if (c == '+') {
-    return 62;
-  }
-  if (c == '/') {
-    return 63;
-  }
-  return -1;
-}
+};
+constexpr B64Table kB64Values;
+
+int b64_value(char c) { return kB64Values.v[static_cast<unsigned char>(c)]; }
 
 }  // namespace
 
@@ -408,31 +405,24 @@ Result<std::string> base64_decode(std::string_view text) {
   if (text.size() % 4 != 0) {
     return Error("invalid base64: length is not a multiple of 4").with_code(kInvalidParams);
   }
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
+  auto bad = [](size_t at) { return Error(fmt::format("invalid base64 at offset {}", at)).with_code(kInvalidParams); };
+  size_t pad = text.size() >= 4 && text[text.size() - 1] == '=' ? (text[text.size() - 2] == '=' ? 2 : 1) : 0;
+  std::string out(text.size() / 4 * 3 - pad, '\0');
+  size_t o = 0;
   for (size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
     int v[4];
-    int pad = 0;
     for (int k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      bool last_quad = i + 4 == text.size();
-      if (c == '=' && last_quad && k >= 2 && (k == 3 || text[i + 3] == '=')) {
-        v[k] = 0;
-        ++pad;
-        continue;
-      }
-      v[k] = b64_value(c);
-      if (v[k] < 0 || pad > 0) {
-        return Error(fmt::format("invalid base64 at offset {}", i + k)).with_code(kInvalidParams);
+      v[k] = last && k >= 4 - static_cast<int>(pad) ? 0 : b64_value(text[i + k]);
+      if (v[k] < 0) {
+        return bad(i + k);
       }
     }
-    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out += char(n >> 16);
-    if (pad < 2) {
-      out += char((n >> 8) & 255);
-    }
-    if (pad < 1) {
-      out += char(n & 255);
+    uint32_t n = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
+    const char bytes[3] = {char(n >> 16), char((n >> 8) & 255), char(n & 255)};
+    size_t count = last ? 3 - pad : 3;
+    for (size_t b = 0; b < count; ++b) {
+      out[o++] = bytes[b];
     }
   }
   return out;
