@@ -1,14 +1,19 @@
 // sbx-bench-daemon: the sbx side of bench/run's daemon benchmark. Talks to a running sbxd through the API client
 // (api/client.h), as any client does; bench/run starts a private sbxd for it.
 //
-//   sbx-bench-daemon exec --socket S --rootfs DIR [--runs N] [--warmup N] [--prefix P] [--seccomp NAME] -- ARGV...
+//   sbx-bench-daemon exec --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N] [--prefix P]
+//                    [--seccomp NAME] -- ARGV...
 //     creates one idle sandbox (untimed), then times N sandbox.exec calls of ARGV in it (after N warm-up ones) by
 //     the wall clock, from sending the request to reading the result; removes the sandbox.
 //     Prints "warmup I: X ms" / "run I: X ms".
-//   sbx-bench-daemon oneshot --socket S --rootfs DIR [--runs N] [--warmup N] [--prefix P] [--seccomp NAME] -- ARGV...
+//   sbx-bench-daemon oneshot --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N] [--prefix P]
+//                    [--seccomp NAME] -- ARGV...
 //     times sandbox.create (idle, started) -> sandbox.exec ARGV -> sandbox.remove, per run a new sandbox.
+//     With --image the sandboxes start from that image of sbxd's store (sandbox.create's `image`; it must have no
+//     entrypoint or cmd, so that the sandbox idles, as a root filesystem tarball's image has none).
 //     Prints "run I: X ms create A exec B remove C" (the three calls' own milliseconds).
-//   sbx-bench-daemon memory --socket S --rootfs DIR [--count N] [--settle-ms N] [--prefix P] [--seccomp NAME]
+//   sbx-bench-daemon memory --socket S (--rootfs DIR | --image NAME) [--count N] [--settle-ms N] [--prefix P]
+//                    [--seccomp NAME]
 //     measures sbxd's RSS and the host's /proc/meminfo with no sandbox, with N idle sandboxes and after removing
 //     them, and per sandbox its monitor's RSS/PSS, its init's, and its cgroup's memory usage (sandbox.stats).
 //     Prints one line "memory: {JSON}".
@@ -56,15 +61,17 @@ constexpr const char* kMeminfoFields[] = {"MemAvailable", "MemFree", "Shmem", "S
                                           "PageTables", "KernelStack", "Cached", "AnonPages"};
 
 constexpr const char* kUsage =
-    "usage: sbx-bench-daemon exec|oneshot --socket S --rootfs DIR [--runs N] [--warmup N] [--prefix P]\n"
-    "                        [--seccomp NAME] -- ARGV...\n"
-    "       sbx-bench-daemon memory --socket S --rootfs DIR [--count N] [--settle-ms N] [--prefix P] [--seccomp NAME]\n"
+    "usage: sbx-bench-daemon exec|oneshot --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N]\n"
+    "                        [--prefix P] [--seccomp NAME] -- ARGV...\n"
+    "       sbx-bench-daemon memory --socket S (--rootfs DIR | --image NAME) [--count N] [--settle-ms N] [--prefix P]\n"
+    "                        [--seccomp NAME]\n"
     "       sbx-bench-daemon cleanup --socket S [--prefix P]\n";
 
 struct Options {
   std::string mode;  // exec | oneshot | memory | cleanup
   std::string socket;
   std::string rootfs;
+  std::string image;  // an image of sbxd's store instead of a root filesystem directory
   std::string seccomp = "default";
   std::string prefix;  // sandbox names start with "<prefix>-"
   uint64_t runs = 20;
@@ -83,6 +90,8 @@ Result<void> parse_flag(int argc, char** argv, int& i, Options& opts) {
     SBX_ASSIGN(opts.socket, take_value(argc, argv, i));
   } else if (arg == "--rootfs") {
     SBX_ASSIGN(opts.rootfs, take_value(argc, argv, i));
+  } else if (arg == "--image") {
+    SBX_ASSIGN(opts.image, take_value(argc, argv, i));
   } else if (arg == "--seccomp") {
     SBX_ASSIGN(opts.seccomp, take_value(argc, argv, i));
   } else if (arg == "--prefix") {
@@ -125,8 +134,8 @@ Result<Options> parse_options(int argc, char** argv) {
   if (opts.socket.empty()) {
     return sbx::make_error("--socket is required");
   }
-  if (opts.mode != "cleanup" && opts.rootfs.empty()) {
-    return sbx::make_error("--rootfs is required");
+  if (opts.mode != "cleanup" && opts.rootfs.empty() == opts.image.empty()) {
+    return sbx::make_error("give one of --rootfs and --image");
   }
   if ((opts.mode == "exec" || opts.mode == "oneshot") && opts.argv.empty()) {
     return sbx::make_error("no command given after --");
@@ -149,11 +158,16 @@ Result<json> call(Client& client, const std::string& method, json params) {
 }
 
 json create_params(const Options& opts, const std::string& name) {
-  return {{"name", name},
-          {"rootfs", opts.rootfs},
-          {"limits", {{"memory", kMemoryMax}, {"pids", kPidsMax}, {"vcpus", kVcpus}}},
-          {"seccomp", opts.seccomp},
-          {"hostname", kHostname}};
+  json params = {{"name", name},
+                 {"limits", {{"memory", kMemoryMax}, {"pids", kPidsMax}, {"vcpus", kVcpus}}},
+                 {"seccomp", opts.seccomp},
+                 {"hostname", kHostname}};
+  if (opts.image.empty()) {
+    params["rootfs"] = opts.rootfs;
+  } else {
+    params["image"] = opts.image;
+  }
+  return params;
 }
 
 // Creates and starts an idle sandbox (no main command: its init waits for SIGTERM); returns its id.

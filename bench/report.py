@@ -6,8 +6,9 @@ of sbx-bench-oneshot or crun-oneshot.py (warmup lines are ignored). Cases and th
 
 Usage: report.py --data DIR --out FILE --case KEY=TITLE... [--note TEXT]... [--runs N --warmup N --rounds N]
 
-RESULTS.md holds one section per part of the benchmark (this runtime one, and daemon-report.py's), each between
-"<!-- NAME: begin -->" and "<!-- NAME: end -->" lines; a report replaces only its own section (update_section).
+RESULTS.md holds one section per part of the benchmark (this runtime one, daemon-report.py's and image-report.py's),
+each between "<!-- NAME: begin -->" and "<!-- NAME: end -->" lines; a report replaces only its own section
+(update_section).
 """
 import argparse
 import datetime
@@ -22,7 +23,7 @@ RESULTS_TITLE = "# sbx vs crun: benchmark results"
 RESULTS_INTRO = ("Written by `bench/run` (see `bench/README.md` for the methods and how the two sides are kept "
                  "equivalent). Each section is rewritten only when its part of the benchmark runs again, so the "
                  "sections may date from different runs: each says when it was measured.")
-SECTION_ORDER = ["runtime", "daemon"]
+SECTION_ORDER = ["runtime", "daemon", "image"]
 
 RUNTIMES = [
     ("sbx", "sbx"),
@@ -97,9 +98,17 @@ def machine():
         ("cgroup mode", cgroup_mode()),
         ("load average (1, 5, 15 min) at the end", " ".join(load_average())),
         ("crun", first_line(["crun", "--version"])),
-        ("sbx", first_line(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "describe", "--always",
-                            "--dirty"], "working tree (no commit yet)")),
+        ("sbx", revision()),
     ]
+
+
+def revision():
+    """$SBX_BENCH_REVISION when set (e.g. where git must not touch the work tree's index), else `git describe`."""
+    given = os.environ.get("SBX_BENCH_REVISION", "")
+    if given:
+        return given
+    return first_line(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "describe", "--always", "--dirty"],
+                      "working tree (no commit yet)")
 
 
 def load_average():
