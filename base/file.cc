@@ -110,6 +110,14 @@ Result<void> make_dirs(const std::string& path, mode_t mode) {
   return ok();
 }
 
+Result<std::pair<Fd, Fd>> make_pipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) {
+    return sys_error("create a pipe");
+  }
+  return std::make_pair(Fd(p[0]), Fd(p[1]));
+}
+
 Result<std::vector<std::string>> list_dir(const std::string& path) {
   DIR* d = ::opendir(path.c_str());
   if (d == nullptr) {

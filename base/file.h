@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -33,6 +34,8 @@ Result<void> write_all(int fd, std::string_view data);
 // Parses a decimal unsigned integer, allowing surrounding whitespace.
 Result<uint64_t> parse_u64(std::string_view text);
 
+// A pipe, both ends O_CLOEXEC: {read end, write end}.
+Result<std::pair<Fd, Fd>> make_pipe();
 // The names in a directory, without "." and "..", in no particular order.
 Result<std::vector<std::string>> list_dir(const std::string& path);
 // mkdir -p; existing directories are fine.

@@ -89,6 +89,7 @@ class Daemon {
   Result<json> add_image(const Caller& caller, const std::string& name, const std::string& source, const json& done,
                          bool replace);
   ImageUsers image_users(const std::string& image_id);
+  ImageUsers image_users(const std::string& image_id, const std::vector<EnvironmentRow>& envs) const;
   // Starts `sbx-monitor <mode>` in a session of its own, with `stdio` as its fds 0-2 (-1: /dev/null) and a
   // socketpair as fd 3, and sends it `spec` as the first line. Returns the child and the daemon's end of the socket.
   struct MonitorChild {

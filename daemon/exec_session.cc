@@ -23,14 +23,6 @@ namespace {
 // After the process has ended, how long output still held open by what it left behind is waited for.
 constexpr uint64_t kDrainAfterExitMs = 200;
 
-Result<std::pair<Fd, Fd>> make_pipe() {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0) {
-    return sys_error("create a pipe");
-  }
-  return std::make_pair(Fd(p[0]), Fd(p[1]));
-}
-
 // Connects to a running sandbox's exec socket (kept by its monitor; monitor/exec_server.cc). Fails when the sandbox
 // has none: its monitor is gone (sbxd watches init itself then) or could not create it.
 Result<Fd> connect_exec_socket(const std::string& path) {

@@ -20,14 +20,6 @@ namespace {
 
 constexpr size_t kMaxToolLine = 4 << 20;  // the done line carries the image config
 
-Result<std::pair<Fd, Fd>> make_pipe() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) {
-    return sys_error("create a pipe");
-  }
-  return std::make_pair(Fd(fds[0]), Fd(fds[1]));
-}
-
 bool may_manage_images(const Caller& caller) { return caller.role == Role::kRoot || caller.role == Role::kTrusted; }
 
 Error not_allowed(const Caller& caller, std::string_view what) {
@@ -271,6 +263,11 @@ Result<json> Daemon::add_image(const Caller& caller, const std::string& name, co
 }
 
 ImageUsers Daemon::image_users(const std::string& image_id) {
+  auto envs = store_->environments();
+  return image_users(image_id, envs.ok() ? *envs : std::vector<EnvironmentRow>());
+}
+
+ImageUsers Daemon::image_users(const std::string& image_id, const std::vector<EnvironmentRow>& envs) const {
   ImageUsers users;
   for (const auto& [id, e] : sandboxes_) {
     const json& image = e->row.spec.contains("image") ? e->row.spec["image"] : json();
@@ -278,11 +275,9 @@ ImageUsers Daemon::image_users(const std::string& image_id) {
       users.sandboxes.push_back(id);
     }
   }
-  if (auto envs = store_->environments(); envs.ok()) {
-    for (const auto& env : *envs) {
-      if (env.spec.value("image", json::object()).value("id", "") == image_id) {
-        users.environments.push_back(fmt::format("{}@{}", env.name, env.version));
-      }
+  for (const auto& env : envs) {
+    if (env.spec.value("image", json::object()).value("id", "") == image_id) {
+      users.environments.push_back(fmt::format("{}@{}", env.name, env.version));
     }
   }
   return users;
@@ -352,12 +347,13 @@ void Daemon::image_data(CallPtr call) {
 
 void Daemon::image_list(CallPtr call) {
   auto images = store_->images();
-  if (!images.ok()) {
-    return call->fail(images.error());
+  auto envs = store_->environments();
+  if (!images.ok() || !envs.ok()) {
+    return call->fail(!images.ok() ? images.error() : envs.error());
   }
   json out = json::array();
   for (const auto& row : *images) {
-    out.push_back(describe_image(row, image_users(row.id)));
+    out.push_back(describe_image(row, image_users(row.id, *envs)));
   }
   call->reply({{"images", out}});
 }

@@ -71,6 +71,7 @@ class Unpacker {
   Result<void> make_dir(int parent, const EntryPath& p, const Entry& e);
   Result<void> make_symlink(int parent, const EntryPath& p, const Entry& e);
   Result<void> make_fifo(int parent, const EntryPath& p, const Entry& e);
+  Result<void> finish_node(int parent, const EntryPath& p, const Entry& e, bool set_mode);
   Result<void> make_hardlink(int parent, const EntryPath& p, const Entry& e);
   Result<void> make_whiteout(const EntryPath& p, const Whiteout& wh, const Entry& e);
   Result<void> set_owner_mode(int fd, const Entry& e);
@@ -346,9 +347,18 @@ Result<void> Unpacker::make_symlink(int parent, const EntryPath& p, const Entry&
   if (::symlinkat(e.link.c_str(), parent, p.name().c_str()) < 0) {
     return sys_error("symlink '{}' -> '{}'", p.str(), e.link);
   }
+  return finish_node(parent, p, e, false);
+}
+
+// Owner, then mode (`set_mode`: not for symlinks, whose mode means nothing), then times of a node just made by
+// this process in a directory only it writes (so the name is not a symlink planted by someone else).
+Result<void> Unpacker::finish_node(int parent, const EntryPath& p, const Entry& e, bool set_mode) {
   if (::fchownat(parent, p.name().c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
                  AT_SYMLINK_NOFOLLOW) < 0) {
     return sys_error("chown '{}' to {}:{}", p.str(), e.uid, e.gid);
+  }
+  if (set_mode && ::fchmodat(parent, p.name().c_str(), e.mode & 07777, 0) < 0) {
+    return sys_error("chmod '{}'", p.str());
   }
   drop_xattrs(e);
   if (e.has_mtime) {
@@ -368,22 +378,7 @@ Result<void> Unpacker::make_fifo(int parent, const EntryPath& p, const Entry& e)
   if (::mknodat(parent, p.name().c_str(), type | 0600, 0) < 0) {
     return sys_error("mknod '{}'", p.str());
   }
-  if (::fchownat(parent, p.name().c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid),
-                 AT_SYMLINK_NOFOLLOW) < 0) {
-    return sys_error("chown '{}' to {}:{}", p.str(), e.uid, e.gid);
-  }
-  // The name was just made by mknod in a directory only this process writes: it is not a symlink.
-  if (::fchmodat(parent, p.name().c_str(), e.mode & 07777, 0) < 0) {
-    return sys_error("chmod '{}'", p.str());
-  }
-  drop_xattrs(e);
-  if (e.has_mtime) {
-    Times t = entry_times(e);
-    if (::utimensat(parent, p.name().c_str(), t.ts, AT_SYMLINK_NOFOLLOW) < 0) {
-      return sys_error("set times of '{}'", p.str());
-    }
-  }
-  return ok();
+  return finish_node(parent, p, e, true);
 }
 
 Result<void> Unpacker::make_hardlink(int parent, const EntryPath& p, const Entry& e) {
