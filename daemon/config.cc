@@ -67,6 +67,15 @@ class TableReader {
       return ok();
     });
   }
+  Result<void> boolean(const char* key, bool* out) {
+    return with(key, [&](const toml::node& n) -> Result<void> {
+      if (const auto* v = n.as_boolean()) {  // value<bool>() would also take an integer
+        *out = v->get();
+        return ok();
+      }
+      return type_error(key, "true or false");
+    });
+  }
   Result<void> integer(const char* key, int64_t* out, int64_t min) {
     return with(key, [&](const toml::node& n) -> Result<void> {
       auto v = n.value<int64_t>();
@@ -161,6 +170,7 @@ Result<void> read_daemon(TableReader& t, DaemonConfig* c) {
   SBX_TRY(t.string("state_dir", &c->state_dir));
   SBX_TRY(t.string("run_dir", &c->run_dir));
   SBX_TRY(t.string("monitor", &c->monitor));
+  SBX_TRY(t.boolean("spare_monitor", &c->spare_monitor));
   SBX_TRY(t.string("image_tool", &c->image_tool));
   SBX_TRY(t.string("seccomp_dir", &c->seccomp_dir));
   SBX_TRY(t.uids("trusted_uids", &c->trusted_uids));

@@ -18,6 +18,7 @@ struct DaemonConfig {
   std::string state_dir = "/var/lib/sbx";
   std::string run_dir = "/run/sbx";
   std::string monitor;      // the sbx-monitor program; empty: the installed one
+  bool spare_monitor = true;  // keep one `sbx-monitor sandbox --spare` started ahead of the next create
   std::string image_tool;   // the sbx-image program; empty: the installed one
   std::string seccomp_dir;  // where profiles are looked up by name; empty: the installed ones
   std::vector<uint32_t> trusted_uids;  // may act for a named tenant (the HTTP shim's uid)

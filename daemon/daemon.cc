@@ -166,10 +166,13 @@ Result<void> Daemon::start() {
   SBX_TRY(server_->listen());
   log_info("listening on {} (state {}, run {}, cgroup {}, {} sandboxes)", config_.socket, config_.state_dir,
            config_.run_dir, runtime_->cgroups().mode() == rt::CgroupMode::kV2 ? "v2" : "v1", sandboxes_.size());
+  replenish_spare_monitor();
   return ok();
 }
 
 void Daemon::shutdown() {
+  stopping_ = true;
+  retire_spare_monitor();
   if (server_) {
     server_->close();
   }
@@ -328,6 +331,42 @@ void Daemon::emit(const std::string& type, const SandboxRow& row, json details) 
   }
 }
 
+namespace {
+
+Result<Spawned> spawn_monitor(const std::string& path, std::vector<std::string> argv, const int (&stdio)[3],
+                              int channel) {
+  SpawnOptions so;
+  so.path = path;
+  so.argv = std::move(argv);
+  for (int i = 0; i < 3; ++i) {
+    so.fds[i] = stdio[i];
+  }
+  so.fds[3] = channel;
+  so.new_session = true;
+  return spawn_program(so);
+}
+
+// Kills a monitor that never got to run a sandbox, and reaps it.
+void kill_and_reap(const Spawned& child) {
+  ::syscall(SYS_pidfd_send_signal, child.pidfd.get(), SIGKILL, nullptr, 0);
+  siginfo_t info{};
+  ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child.pidfd.get()), &info, WEXITED);
+}
+
+// Sends a monitor one line, while it reads it (a spec can exceed the socket's buffer). A monitor that died first
+// makes this fail (EPIPE); it is then killed and reaped here, so a failure leaves no process behind.
+Result<void> send_line(const Spawned& child, int socket, const json& line) {
+  if (auto w = write_all(socket, api::dump_json(line) + "\n"); !w.ok()) {
+    kill_and_reap(child);
+    return w;
+  }
+  return ok();
+}
+
+constexpr int kSandboxMonitorStdio[3] = {-1, -1, STDERR_FILENO};
+
+}  // namespace
+
 Result<Daemon::MonitorChild> Daemon::start_monitor(const char* mode, const int (&stdio)[3], const json& spec) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -335,25 +374,85 @@ Result<Daemon::MonitorChild> Daemon::start_monitor(const char* mode, const int (
   }
   Fd ours(sv[0]);
   Fd theirs(sv[1]);
-  SpawnOptions so;
-  so.path = config_.monitor.empty() ? default_monitor_path() : config_.monitor;
-  so.argv = {"sbx-monitor", mode};
-  for (int i = 0; i < 3; ++i) {
-    so.fds[i] = stdio[i];
-  }
-  so.fds[3] = theirs.get();
-  so.new_session = true;
-  SBX_ASSIGN(Spawned child, spawn_program(so));
+  SBX_ASSIGN(Spawned child, spawn_monitor(monitor_path(), {"sbx-monitor", mode}, stdio, theirs.get()));
   theirs.reset();
-  // Written while the monitor reads it (a spec can exceed the socket's buffer). A monitor that dies first makes
-  // this fail (EPIPE); it is then killed and reaped here, so a failure leaves no process behind.
-  if (auto w = write_all(ours.get(), api::dump_json(spec) + "\n"); !w.ok()) {
-    ::syscall(SYS_pidfd_send_signal, child.pidfd.get(), SIGKILL, nullptr, 0);
-    siginfo_t info{};
-    ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child.pidfd.get()), &info, WEXITED);
-    return std::move(w).error().context(fmt::format("send sbx-monitor {} its spec", mode));
-  }
+  SBX_TRY_CTX(send_line(child, ours.get(), spec), "send sbx-monitor {} its spec", mode);
   return MonitorChild{std::move(child), std::move(ours)};
+}
+
+Result<Daemon::MonitorChild> Daemon::start_sandbox_monitor(const json& spec) {
+  if (auto spare = take_spare_monitor()) {
+    if (auto sent = send_line(spare->child, spare->socket.get(), spec); sent.ok()) {
+      return std::move(*spare);
+    } else {
+      log_warn("the spare sbx-monitor {} did not take its spec ({}); starting another", spare->child.pid,
+               sent.error().message());
+    }
+  }
+  return start_monitor("sandbox", kSandboxMonitorStdio, spec);
+}
+
+std::string Daemon::monitor_path() const {
+  return config_.monitor.empty() ? default_monitor_path() : config_.monitor;
+}
+
+void Daemon::replenish_spare_monitor() {
+  if (!config_.spare_monitor || stopping_ || spare_) {
+    return;
+  }
+  auto started = [&]() -> Result<SpareMonitor> {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+      return sys_error("create the socket of a spare sbx-monitor");
+    }
+    Fd ours(sv[0]);
+    Fd theirs(sv[1]);
+    SBX_ASSIGN(Spawned child,
+               spawn_monitor(monitor_path(), {"sbx-monitor", "sandbox", "--spare"}, kSandboxMonitorStdio,
+                             theirs.get()));
+    theirs.reset();
+    SBX_TRY_CTX(send_line(child, ours.get(), json{{"runtime", runtime_spec()}}), "send the spare sbx-monitor its prelude");
+    int dup = ::fcntl(child.pidfd.get(), F_DUPFD_CLOEXEC, 3);
+    if (dup < 0) {
+      Result<void> failed = sys_error("duplicate the spare sbx-monitor's pidfd");
+      kill_and_reap(child);
+      return failed.error();
+    }
+    pid_t pid = child.pid;
+    SpareMonitor spare{MonitorChild{std::move(child), std::move(ours)}, nullptr};
+    auto watch = ProcessWatch::start(loop_, pid, Fd(dup), [this, pid](std::optional<int> status) {
+      log_warn("the spare sbx-monitor {} exited before it was used ({})", pid,
+               status ? fmt::format("wait status {}", *status) : std::string("status unknown"));
+      spare_.reset();  // destroys the watch from its own callback: ProcessWatch allows that (as reap_later does)
+    });
+    if (!watch.ok()) {
+      kill_and_reap(spare.monitor.child);
+      return std::move(watch).error();
+    }
+    spare.watch = std::move(*watch);
+    return spare;
+  }();
+  if (!started.ok()) {
+    log_warn("start a spare sbx-monitor: {}", started.error().message());
+    return;
+  }
+  spare_ = std::move(*started);
+}
+
+std::optional<Daemon::MonitorChild> Daemon::take_spare_monitor() {
+  if (!spare_) {
+    return std::nullopt;
+  }
+  SpareMonitor spare = std::move(*spare_);
+  spare_.reset();
+  spare.watch.reset();  // the caller watches (and reaps) it from here on
+  return std::move(spare.monitor);
+}
+
+void Daemon::retire_spare_monitor() {
+  if (auto spare = take_spare_monitor()) {
+    kill_and_reap(spare->child);
+  }
 }
 
 // ---- daemon.* ----
@@ -390,7 +489,7 @@ void Daemon::daemon_health(CallPtr call) {
                                                                 : Result<void>(sys_error("'{}'", config_.run_dir)));
   auto listed = runtime_->list();
   check("cgroups", listed.ok() ? ok() : Result<void>(listed.error()));
-  std::string monitor = config_.monitor.empty() ? default_monitor_path() : config_.monitor;
+  std::string monitor = monitor_path();
   check("monitor", ::access(monitor.c_str(), X_OK) == 0 ? ok() : Result<void>(sys_error("'{}'", monitor)));
   call->reply({{"status", healthy ? "ok" : "degraded"}, {"checks", checks}});
 }

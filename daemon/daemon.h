@@ -70,6 +70,7 @@ class Daemon {
   // The runtime's configuration: sbxd's own, and (as JSON) the runtime part of every monitor spec.
   rt::RuntimeConfig runtime_config() const;
   json runtime_spec() const;
+  std::string monitor_path() const;  // the sbx-monitor program
   std::string seccomp_cache_dir() const { return config_.state_dir + "/seccomp-cache"; }
 
   // The sandbox `key` (id or name) names, if the caller may see it; kNotFound otherwise.
@@ -97,6 +98,12 @@ class Daemon {
     Fd socket;
   };
   Result<MonitorChild> start_monitor(const char* mode, const int (&stdio)[3], const json& spec);
+  // `sbx-monitor sandbox` with the spec sent: the spare if one waits (its fds 0-2 are /dev/null, /dev/null and
+  // sbxd's stderr, as for every sandbox monitor), else a new one.
+  Result<MonitorChild> start_sandbox_monitor(const json& spec);
+  // Starts a spare sandbox monitor unless one waits, spares are off, or sbxd is stopping. Called when a launch ends,
+  // so that the fork and the monitor's exec and start-up are not in any create's way.
+  void replenish_spare_monitor();
   // Keeps watching a process only to reap it.
   void reap_later(std::unique_ptr<ProcessWatch> watch);
   void on_run_end(const std::string& id, std::optional<int> monitor_status);
@@ -181,6 +188,16 @@ class Daemon {
   struct Subscriber;
   std::map<uint64_t, std::unique_ptr<Subscriber>> subscribers_;
   std::map<ProcessWatch*, std::unique_ptr<ProcessWatch>> reaping_;
+  // The spare sandbox monitor: started with its runtime prelude sent, waiting for a spec. `watch` (on a dup of the
+  // pidfd) reaps it and forgets it if it dies while it waits.
+  struct SpareMonitor {
+    MonitorChild monitor;
+    std::unique_ptr<ProcessWatch> watch;
+  };
+  std::optional<SpareMonitor> spare_;
+  bool stopping_ = false;
+  std::optional<MonitorChild> take_spare_monitor();
+  void retire_spare_monitor();
   std::vector<std::shared_ptr<void>> graveyard_;  // finished sessions, freed by sweep_ after the callbacks
   UvHandle<uv_check_t> sweep_;
   uint64_t next_session_ = 1;

@@ -79,8 +79,7 @@ class Launch {
   void abort(Error error) { fail(std::move(error)); }
 
   Result<void> begin(const json& spec) {
-    const int stdio[3] = {-1, -1, STDERR_FILENO};
-    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_monitor("sandbox", stdio, spec));
+    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_sandbox_monitor(spec));
     Fd ours = std::move(m.socket);
     pid_ = m.child.pid;
     SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), m.child.pid, std::move(m.child.pidfd),
@@ -206,6 +205,7 @@ class Launch {
     SandboxEntry* e = d_.entry(id_);
     std::shared_ptr<Launch> self = e != nullptr ? std::move(e->launch) : nullptr;
     done(std::move(r));  // may remove the entry; `self` keeps this alive to the end of the function
+    d_.replenish_spare_monitor();  // after the reply, which is written at once when the socket can take it
   }
 
   Daemon& d_;

@@ -94,7 +94,7 @@ Result<size_t> Channel::read_some() {
 }
 
 Result<nlohmann::json> Channel::read_spec(std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = timeout == kNoTimeout ? Clock::time_point::max() : Clock::now() + timeout;
   while (buffer_.find('\n') == std::string::npos) {
     SBX_TRY_CTX(wait_ready(fd_, POLLIN, deadline), "read the spec");
     auto n = read_some();

@@ -30,13 +30,15 @@ struct msghdr;
 namespace sbx::monitor {
 
 inline constexpr int kChannelFd = 3;
+inline constexpr std::chrono::milliseconds kNoTimeout = std::chrono::milliseconds::max();
 
 // The socket to sbxd: JSON lines both ways. Borrows the fd.
 class Channel {
  public:
   explicit Channel(int fd) : fd_(fd) {}
   int fd() const { return fd_; }
-  // The first line sbxd sends, parsed; waits at most `timeout` for it.
+  // The next line sbxd sends, parsed; waits at most `timeout` (kNoTimeout: as long as it takes) for it. EOF before a
+  // whole line is an error with errno EPIPE.
   Result<nlohmann::json> read_spec(std::chrono::milliseconds timeout);
   // Sends one object as a line. A peer that is gone (EPIPE) is an error the caller may ignore.
   Result<void> send(const nlohmann::json& message);
@@ -104,9 +106,11 @@ struct ExecRequest {
 Result<SandboxSpec> parse_sandbox_spec(const nlohmann::json& spec);
 Result<ExecSpec> parse_exec_spec(const nlohmann::json& spec);
 Result<ExecRequest> parse_exec_request(const nlohmann::json& request);
+// A spare sandbox monitor's first line: {"runtime": ...}.
+Result<rt::RuntimeConfig> parse_spare_prelude(const nlohmann::json& prelude);
 
-// The two modes; each returns the monitor's exit status.
-int run_sandbox(Channel& channel);
+// The two modes; each returns the monitor's exit status. `spare`: `sbx-monitor sandbox --spare`.
+int run_sandbox(Channel& channel, bool spare);
 int run_exec(Channel& channel);
 
 // One exec, reported on `channel` (monitor/README.md, `sbx-monitor exec`): starts `process` in `sandbox` (an error

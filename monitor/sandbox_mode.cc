@@ -155,13 +155,51 @@ struct Started {
   ExecServer execs;
 };
 
-Result<Started> start(const json& raw) {
+// What a monitor holds before it has a spec: the SIGTERM signalfd and, for a spare, the runtime already open.
+struct Prepared {
+  Fd signal_fd;
+  std::unique_ptr<rt::Runtime> runtime;
+  json runtime_json;  // the spare's prelude's "runtime", which the spec must repeat
+};
+
+Result<Prepared> prepare() {
+  Prepared p;
+  // Blocked before the clone: a SIGTERM during the create is forwarded once init runs. The children reset their mask.
+  SBX_ASSIGN(p.signal_fd, block_into_signalfd({SIGTERM}));
+  return p;
+}
+
+// A spare (`sbx-monitor sandbox --spare`) is started before anyone asks for a sandbox: its first line is only
+// {"runtime": ...}, which it opens at once (sbx-init's memfd, the cgroup manager), and it then waits without a time
+// limit for the spec. EOF before the spec is sbxd retiring it: nothing to report. *retired is set then.
+Result<Prepared> prepare_spare(Channel& channel, bool* retired) {
+  *retired = false;
+  SBX_ASSIGN(Prepared p, prepare());
+  auto prelude = channel.read_spec(kNoTimeout);
+  if (!prelude.ok() && prelude.error().sys_errno() == EPIPE) {
+    *retired = true;
+    return p;
+  }
+  SBX_TRY_CTX(prelude, "read the spare's prelude");
+  SBX_ASSIGN(rt::RuntimeConfig config, parse_spare_prelude(*prelude));
+  SBX_ASSIGN(p.runtime, rt::Runtime::open(config));
+  p.runtime_json = (*prelude)["runtime"];
+  return p;
+}
+
+Result<Started> start(const json& raw, Prepared prepared) {
   SBX_ASSIGN(SandboxSpec spec, parse_sandbox_spec(raw));
   Started s;
   s.exit_path = spec.exit_path;
-  // Blocked before the clone: a SIGTERM during the create is forwarded once init runs. The children reset their mask.
-  SBX_ASSIGN(s.signal_fd, block_into_signalfd({SIGTERM}));
-  SBX_ASSIGN(s.runtime, rt::Runtime::open(spec.runtime));
+  s.signal_fd = std::move(prepared.signal_fd);
+  if (prepared.runtime) {
+    if (raw["runtime"] != prepared.runtime_json) {
+      return Error("spec.runtime: differs from the runtime the spare monitor opened", EINVAL);
+    }
+    s.runtime = std::move(prepared.runtime);
+  } else {
+    SBX_ASSIGN(s.runtime, rt::Runtime::open(spec.runtime));
+  }
   std::optional<OutputPipe> pipe;
   if (spec.plan.main) {
     SBX_ASSIGN(LogFile log, LogFile::open(spec.log_path, spec.log_max_bytes));
@@ -190,11 +228,24 @@ Result<Started> start(const json& raw) {
 
 }  // namespace
 
-int run_sandbox(Channel& channel) {
+int run_sandbox(Channel& channel, bool spare) {
   ignore_signals({SIGINT, SIGHUP, SIGPIPE});
   (void)::setsid();  // EPERM: already a session leader (uv_spawn's UV_PROCESS_DETACHED did it)
-  auto raw = channel.read_spec(kSpecTimeout);
-  auto started = raw.ok() ? start(*raw) : Result<Started>(std::move(raw).error());
+  bool retired = false;
+  auto prepared = spare ? prepare_spare(channel, &retired) : prepare();
+  if (retired) {
+    return 0;
+  }
+  auto raw = prepared.ok() ? channel.read_spec(spare ? kNoTimeout : kSpecTimeout)
+                           : Result<json>(std::move(prepared).error());
+  if (spare && !raw.ok() && raw.error().sys_errno() == EPIPE) {
+    return 0;  // retired after the prelude
+  }
+  auto started = raw.ok() ? start(*raw, std::move(*prepared)) : Result<Started>(std::move(raw).error());
+  if (!started.ok() && spare && !raw.ok()) {
+    // A spare that failed before its spec may never be asked again: sbxd's log gets the reason.
+    std::fprintf(stderr, "sbx-monitor: spare: %s\n", started.error().message().c_str());
+  }
   if (!started.ok()) {
     (void)channel.send({{"ok", false}, {"error", error_json(started.error())}});
     return 1;

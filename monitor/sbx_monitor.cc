@@ -33,9 +33,11 @@ bool is_socket(int fd) {
 
 int main(int argc, char** argv) {
   using namespace sbx::monitor;
-  const char* mode = argc == 2 ? argv[1] : "";
-  if (std::strcmp(mode, "sandbox") != 0 && std::strcmp(mode, "exec") != 0) {
-    std::fprintf(stderr, "usage: sbx-monitor sandbox|exec   (started by sbxd, with fd 3 a socket to it)\n");
+  const char* mode = argc >= 2 ? argv[1] : "";
+  const bool sandbox = std::strcmp(mode, "sandbox") == 0;
+  const bool spare = sandbox && argc == 3 && std::strcmp(argv[2], "--spare") == 0;
+  if (!(sandbox && (argc == 2 || spare)) && !(std::strcmp(mode, "exec") == 0 && argc == 2)) {
+    std::fprintf(stderr, "usage: sbx-monitor sandbox [--spare] | exec   (started by sbxd, with fd 3 a socket to it)\n");
     return 2;
   }
   if (!is_socket(kChannelFd)) {
@@ -45,5 +47,5 @@ int main(int argc, char** argv) {
   ::fcntl(kChannelFd, F_SETFD, FD_CLOEXEC);
   fill_stdio();
   Channel channel(kChannelFd);
-  return std::strcmp(mode, "sandbox") == 0 ? run_sandbox(channel) : run_exec(channel);
+  return sandbox ? run_sandbox(channel, spare) : run_exec(channel);
 }

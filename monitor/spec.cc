@@ -76,6 +76,11 @@ Result<SandboxSpec> parse_sandbox_spec(const json& spec) {
   return out;
 }
 
+Result<rt::RuntimeConfig> parse_spare_prelude(const json& prelude) {
+  SBX_TRY(check_fields(prelude, {"runtime"}));
+  return runtime_of(prelude);
+}
+
 Result<ExecSpec> parse_exec_spec(const json& spec) {
   SBX_TRY(check_fields(spec, {"runtime", "id", "process", "timeout_ms"}));
   ExecSpec out;

@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -106,14 +108,15 @@ size_t count_fds(pid_t pid) {
 
 }  // namespace
 
-std::vector<std::string> leftover_processes(const std::string& parent_name) {
+std::vector<std::string> leftover_processes(const std::string& parent_name, const std::vector<pid_t>& expected) {
   namespace fs = std::filesystem;
   std::vector<std::string> found;
   std::error_code ec;
   std::string monitor = fs::canonical(SBX_MONITOR_PATH, ec).string();
   for (fs::directory_iterator it("/proc", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     std::string pid = it->path().filename().string();
-    if (pid.find_first_not_of("0123456789") != std::string::npos || !process_alive(std::stoi(pid))) {
+    if (pid.find_first_not_of("0123456789") != std::string::npos || !process_alive(std::stoi(pid)) ||
+        std::find(expected.begin(), expected.end(), std::stoi(pid)) != expected.end()) {
       continue;
     }
     std::error_code ec2;
@@ -130,6 +133,39 @@ std::vector<std::string> leftover_processes(const std::string& parent_name) {
     }
   }
   return found;
+}
+
+std::map<pid_t, std::string> children_of(pid_t pid) {
+  namespace fs = std::filesystem;
+  std::map<pid_t, std::string> out;
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    auto stat = read_file("/proc/" + name + "/stat", 4096);
+    size_t paren = stat.ok() ? stat->rfind(')') : std::string::npos;
+    int ppid = 0;
+    char state = '?';
+    if (paren != std::string::npos && std::sscanf(stat->c_str() + paren + 2, "%c %d", &state, &ppid) == 2 &&
+        ppid == pid) {
+      out[std::stoi(name)] = stat->substr(0, paren + 1) + " " + state;
+    }
+  }
+  return out;
+}
+
+std::vector<pid_t> spare_monitors(pid_t daemon) {
+  std::vector<pid_t> spares;
+  for (const auto& [pid, what] : children_of(daemon)) {
+    auto cmdline = read_file(fmt::format("/proc/{}/cmdline", pid), 4096);
+    // A spare that took a sandbox keeps its command line: it is a sandbox monitor now, with init as its child.
+    if (cmdline.ok() && *cmdline == std::string("sbx-monitor\0sandbox\0--spare\0", 28) && children_of(pid).empty()) {
+      spares.push_back(pid);
+    }
+  }
+  return spares;
 }
 
 std::vector<std::string> leftover_cgroups(const std::string& parent_name) {

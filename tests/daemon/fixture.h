@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -168,7 +169,13 @@ Proc proc(pid_t pid);
 json run_state(const std::string& id);
 std::string host_file(const std::string& path);
 // What a run must not leave: processes of this build's monitor or inside the cgroup parent, and cgroups below it.
-std::vector<std::string> leftover_processes(const std::string& parent_name);
+// `expected`: processes that are not leftovers (the daemon's spare monitor while it runs).
+std::vector<std::string> leftover_processes(const std::string& parent_name, const std::vector<pid_t>& expected = {});
+// Every process whose parent is `pid`, zombies included: pid -> "pid (comm) state".
+std::map<pid_t, std::string> children_of(pid_t pid);
+// The daemon's spare sandbox monitors: its children that run `sbx-monitor sandbox --spare` and have no child (a
+// spare that took a sandbox has its init as a child).
+std::vector<pid_t> spare_monitors(pid_t daemon);
 std::vector<std::string> leftover_cgroups(const std::string& parent_name);
 
 }  // namespace sbx::itest

@@ -271,6 +271,38 @@ TEST_CASE("daemon.info and daemon.health describe the daemon and the caller") {
   }
 }
 
+TEST_CASE("a spare sandbox monitor waits; the next create takes it and another is started after it") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  std::vector<pid_t> spares;
+  REQUIRE_MESSAGE(wait_until([&] { return (spares = spare_monitors(d.pid())).size() == 1; }, 30),
+                  "spares: " << json(spare_monitors(d.pid())).dump());
+  const pid_t spare = spares[0];
+  Sandbox s;
+  CHECK(s.inspect()["monitor_pid"] == spare);
+  CHECK(sh(s.id(), "echo in-spare") == "in-spare\n");
+  CHECK_MESSAGE(wait_until([&] {
+                  auto now = spare_monitors(d.pid());
+                  return now.size() == 1 && now[0] != spare;
+                }, 30),
+                "spares: " << json(spare_monitors(d.pid())).dump());
+}
+
+TEST_CASE("a spare monitor that died does not fail the next create") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  std::vector<pid_t> spares;
+  REQUIRE(wait_until([&] { return (spares = spare_monitors(d.pid())).size() == 1; }, 30));
+  REQUIRE(::kill(spares[0], SIGKILL) == 0);  // a child of the test's own sbxd
+  // Reaped by sbxd, and not replaced until a create needs it.
+  CHECK(wait_until([&] { return children_of(d.pid()).count(spares[0]) == 0; }, 30));
+  CHECK(spare_monitors(d.pid()).empty());
+  Sandbox s;
+  CHECK(s.state() == "running");
+  CHECK(s.inspect()["monitor_pid"] != spares[0]);
+  CHECK(wait_until([&] { return spare_monitors(d.pid()).size() == 1; }, 30));
+  CHECK(d.log().find("spare sbx-monitor " + std::to_string(spares[0]) + " exited before it was used") !=
+        std::string::npos);
+}
+
 TEST_CASE("an enormous ttl does not remove the sandbox at once (or is refused as invalid params)") {
   auto c = connect();
   auto r = c.call("sandbox.create", {{"rootfs", TestEnv::rootfs()}, {"ttl", INT64_MAX}});

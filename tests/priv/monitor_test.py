@@ -58,7 +58,8 @@ def shell(script):
 class Monitor:
     """One sbx-monitor child with its end of the socket."""
 
-    def __init__(self, mode, spec, stdio=(None, None, None)):
+    def __init__(self, mode, spec, stdio=(None, None, None), args=()):
+        """spec None: nothing is sent yet (a spare's prelude and spec are sent by the test)."""
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.pid = os.fork()
         if self.pid == 0:
@@ -68,13 +69,14 @@ class Monitor:
                         os.dup2(fd, target)
                 os.dup2(child.fileno(), 3) if child.fileno() != 3 else os.set_inheritable(3, True)
                 os.closerange(4, 4096)
-                os.execv(MONITOR, [MONITOR, mode])
+                os.execv(MONITOR, [MONITOR, mode, *args])
             finally:
                 os._exit(127)
         child.close()
         self.buf = b""
         self.status = None
-        self.sock.sendall((json.dumps(spec) + "\n").encode())
+        if spec is not None:
+            self.sock.sendall((json.dumps(spec) + "\n").encode())
 
     def line(self, timeout=30):
         """The next JSON line from the monitor, or None at EOF / timeout."""
@@ -189,11 +191,14 @@ def run_exec(sandbox_id, process, timeout_ms=0, stdin_data=None):
     return started, end, out, err, status
 
 
-def start_sandbox(sandbox_id, main=None, log_max=1 << 20, workdir=""):
-    spec = {"runtime": RUNTIME, "plan": plan(sandbox_id, main), "log_path": f"{workdir}/{sandbox_id}.log",
+def sandbox_spec(sandbox_id, main=None, log_max=1 << 20, workdir=""):
+    return {"runtime": RUNTIME, "plan": plan(sandbox_id, main), "log_path": f"{workdir}/{sandbox_id}.log",
             "log_max_bytes": log_max, "exit_path": f"{workdir}/{sandbox_id}.exit.json",
             "exec_socket": f"{RUN_ROOT}/{sandbox_id}/monitor.sock"}
-    mon = Monitor("sandbox", spec)
+
+
+def start_sandbox(sandbox_id, main=None, log_max=1 << 20, workdir=""):
+    mon = Monitor("sandbox", sandbox_spec(sandbox_id, main, log_max, workdir))
     return mon, mon.line()
 
 
@@ -264,6 +269,57 @@ def test_sandbox_create_error(workdir):
     check(reply is not None and "spec.process: unknown field 'bogus'" in reply.get("error", {}).get("message", ""),
           "a bad exec spec is reported naming the field", reply)
     check(mon2.wait() == 1, "a bad exec spec exits 1")
+
+
+def test_spare(workdir):
+    """`sbx-monitor sandbox --spare`: the prelude ({"runtime"}) first, then, without a time limit, the spec."""
+    spare = Monitor("sandbox", None, args=["--spare"])
+    spare.sock.shutdown(socket.SHUT_WR)
+    check(spare.wait() == 0 and spare.line(1) is None, "a spare retired before its prelude exits 0 and says nothing",
+          spare.status)
+
+    spare = Monitor("sandbox", None, args=["--spare"])
+    spare.send({"runtime": RUNTIME})
+    check(spare.wait(0.5) is None, "a spare with its prelude waits for its spec")
+    spare.sock.shutdown(socket.SHUT_WR)
+    check(spare.wait() == 0 and spare.line(1) is None, "a spare retired after its prelude exits 0 and says nothing",
+          spare.status)
+
+    spare = Monitor("sandbox", None, args=["--spare"])
+    spare.send({"runtime": RUNTIME})
+    time.sleep(0.2)  # the runtime is open before the spec comes
+    spare.send(sandbox_spec("mon-spare", shell("echo from-spare; exit 4"), workdir=workdir))
+    ok = spare.line()
+    check(ok is not None and ok.get("ok") is True and ok.get("monitor_pid") == spare.pid, "a spare runs its sandbox", ok)
+    check(spare.wait() == 0, "the spare's sandbox monitor exits 0 when the main command ends", spare.status)
+    with open(f"{workdir}/mon-spare.log") as f:
+        check(f.read() == "from-spare\n", "the spare's sandbox logs its output")
+    with open(f"{workdir}/mon-spare.exit.json") as f:
+        check(json.load(f)["exit_code"] == 4, "the spare's sandbox exit code")
+    check(not os.path.exists(f"{RUN_ROOT}/mon-spare") and not cgroup_dirs("mon-spare"),
+          "the spare's sandbox leaves nothing behind")
+
+    spare = Monitor("sandbox", None, args=["--spare"])
+    spare.send({"runtime": RUNTIME})
+    other = dict(sandbox_spec("mon-spare2", workdir=workdir), runtime=dict(RUNTIME, setup_timeout_ms=1234))
+    spare.send(other)
+    reply = spare.line()
+    check(reply is not None and reply.get("ok") is False and
+          "differs from the runtime the spare monitor opened" in reply["error"]["message"],
+          "a spec whose runtime differs from the prelude's is refused", reply)
+    check(spare.wait() == 1 and not os.path.exists(f"{RUN_ROOT}/mon-spare2"), "and exits 1 with nothing made",
+          spare.status)
+
+    spare = Monitor("sandbox", None, args=["--spare"])
+    spare.send({"runtime": RUNTIME, "plan": {}})
+    reply = spare.line()
+    check(reply is not None and reply.get("ok") is False and "unknown field 'plan'" in reply["error"]["message"],
+          "a prelude with more than the runtime is refused", reply)
+    check(spare.wait() == 1, "a bad prelude exits 1", spare.status)
+
+    usage = Monitor("exec", None, args=["--spare"])
+    usage.sock.close()
+    check(usage.wait() == 2, "--spare is for sandbox mode only", usage.status)
 
 
 def wait_for(cond, timeout=15):
@@ -482,7 +538,7 @@ def main():
         return 1
     workdir = tempfile.mkdtemp(prefix="sbx-monitor-test-")
     try:
-        for test in (test_sandbox_log_and_exit, test_sandbox_log_rotation, test_sandbox_create_error,
+        for test in (test_sandbox_log_and_exit, test_sandbox_log_rotation, test_sandbox_create_error, test_spare,
                      test_exec_mode):
             try:
                 test(workdir)

@@ -44,6 +44,7 @@ TEST_CASE("an empty file gives the documented defaults") {
   CHECK(c.state_dir == "/var/lib/sbx");
   CHECK(c.run_dir == "/run/sbx");
   CHECK(c.monitor.empty());
+  CHECK(c.spare_monitor);
   CHECK(c.seccomp_dir.empty());
   CHECK(c.trusted_uids.empty());
   CHECK(c.rootfs_dirs == std::vector<std::string>{"/var/lib/sbx/rootfs"});
@@ -79,6 +80,7 @@ socket_mode = "0600"
 state_dir = "/var/lib/x"
 run_dir = "/run/x"
 monitor = "/usr/libexec/x/sbx-monitor"
+spare_monitor = false
 seccomp_dir = "/usr/share/x"
 trusted_uids = [998, 999]
 rootfs_dirs = ["/srv/a", "/srv/b"]
@@ -90,6 +92,7 @@ log_level = "debug"
   CHECK(c.state_dir == "/var/lib/x");
   CHECK(c.run_dir == "/run/x");
   CHECK(c.monitor == "/usr/libexec/x/sbx-monitor");
+  CHECK(!c.spare_monitor);
   CHECK(c.seccomp_dir == "/usr/share/x");
   CHECK(c.trusted_uids == std::vector<uint32_t>{998, 999});
   CHECK(c.rootfs_dirs == std::vector<std::string>{"/srv/a", "/srv/b"});
@@ -197,6 +200,8 @@ TEST_CASE("a value of the wrong type or out of range is an error naming the key"
   check_error_names("[daemon]\nrootfs_dirs = \"/srv\"\n", "[daemon] rootfs_dirs");
   check_error_names("[daemon]\nrootfs_dirs = [1]\n", "[daemon] rootfs_dirs");
   check_error_names("[daemon]\nlog_level = \"loud\"\n", "[daemon] log_level");
+  check_error_names("[daemon]\nspare_monitor = \"yes\"\n", "[daemon] spare_monitor: must be true or false");
+  check_error_names("[daemon]\nspare_monitor = 1\n", "[daemon] spare_monitor");
   check_error_names("[cgroup]\nmode = \"v3\"\n", "[cgroup] mode");
   check_error_names("[cgroup]\nroot = false\n", "[cgroup] root");
   check_error_names("[defaults]\nmemory = \"lots\"\n", "[defaults] memory");
