@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +57,9 @@ int exec_child(void* raw) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   if (o.new_session) {
     ::setsid();
+  }
+  if (o.nice != 0) {
+    ::setpriority(PRIO_PROCESS, 0, o.nice);
   }
   ::execv(o.path.c_str(), a.argv.data());
   ::_exit(127);

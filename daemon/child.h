@@ -23,6 +23,7 @@ struct SpawnOptions {
   // fds for the child's 0, 1, 2, 3 (-1: /dev/null for 0-2, closed for 3). Borrowed.
   int fds[4] = {-1, -1, -1, -1};
   bool new_session = false;  // setsid(): outlives the daemon's process group and session
+  int nice = 0;              // the child's nice value (setpriority before the exec)
 };
 
 struct Spawned {

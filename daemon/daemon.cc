@@ -334,7 +334,7 @@ void Daemon::emit(const std::string& type, const SandboxRow& row, json details) 
 namespace {
 
 Result<Spawned> spawn_monitor(const std::string& path, std::vector<std::string> argv, const int (&stdio)[3],
-                              int channel) {
+                              int channel, int nice = 0) {
   SpawnOptions so;
   so.path = path;
   so.argv = std::move(argv);
@@ -343,6 +343,7 @@ Result<Spawned> spawn_monitor(const std::string& path, std::vector<std::string> 
   }
   so.fds[3] = channel;
   so.new_session = true;
+  so.nice = nice;
   return spawn_program(so);
 }
 
@@ -364,6 +365,9 @@ Result<void> send_line(const Spawned& child, int socket, const json& line) {
 }
 
 constexpr int kSandboxMonitorStdio[3] = {-1, -1, STDERR_FILENO};
+// A spare starts up while sandboxes run: at a low priority, so that it yields to them; it returns to nice 0 before
+// it waits for its spec, so the sandbox it creates does not inherit the low priority.
+constexpr int kSpareNice = 10;
 
 }  // namespace
 
@@ -409,7 +413,7 @@ void Daemon::replenish_spare_monitor() {
     Fd theirs(sv[1]);
     SBX_ASSIGN(Spawned child,
                spawn_monitor(monitor_path(), {"sbx-monitor", "sandbox", "--spare"}, kSandboxMonitorStdio,
-                             theirs.get()));
+                             theirs.get(), kSpareNice));
     theirs.reset();
     SBX_TRY_CTX(send_line(child, ours.get(), json{{"runtime", runtime_spec()}}), "send the spare sbx-monitor its prelude");
     int dup = ::fcntl(child.pidfd.get(), F_DUPFD_CLOEXEC, 3);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -184,6 +185,11 @@ Result<Prepared> prepare_spare(Channel& channel, bool* retired) {
   SBX_ASSIGN(rt::RuntimeConfig config, parse_spare_prelude(*prelude));
   SBX_ASSIGN(p.runtime, rt::Runtime::open(config));
   p.runtime_json = (*prelude)["runtime"];
+  // sbxd starts spares at a low priority, so that their start-up yields to running sandboxes; the sandbox this one
+  // creates must not inherit it.
+  if (::setpriority(PRIO_PROCESS, 0, 0) < 0) {
+    return sys_error("reset the spare's nice value to 0");
+  }
   return p;
 }
 
