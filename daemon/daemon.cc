@@ -85,7 +85,7 @@ Result<int> resolve_group(const std::string& group) {
 
 Daemon::Daemon(uv_loop_t* loop, DaemonConfig config) : loop_(loop), config_(std::move(config)) {}
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() { *self_ = nullptr; }
 
 Role Daemon::role_of(uint32_t uid) const {
   if (uid == 0) {
@@ -400,47 +400,91 @@ std::string Daemon::monitor_path() const {
   return config_.monitor.empty() ? default_monitor_path() : config_.monitor;
 }
 
+namespace {
+
+// Runs on libuv's thread pool: the fork (CLONE_VFORK: the calling thread waits until the child has exec'd) and the
+// prelude would otherwise hold up the loop, and with it the request that follows the create.
+Result<Daemon::MonitorChild> start_spare_process(const std::string& monitor, const std::string& prelude) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    return sys_error("create the socket of a spare sbx-monitor");
+  }
+  Fd ours(sv[0]);
+  Fd theirs(sv[1]);
+  SBX_ASSIGN(Spawned child, spawn_monitor(monitor, {"sbx-monitor", "sandbox", "--spare"}, kSandboxMonitorStdio,
+                                          theirs.get(), kSpareNice));
+  theirs.reset();
+  if (auto w = write_all(ours.get(), prelude); !w.ok()) {
+    kill_and_reap(child);
+    return std::move(w).error().context("send the spare sbx-monitor its prelude");
+  }
+  return Daemon::MonitorChild{std::move(child), std::move(ours)};
+}
+
+}  // namespace
+
 void Daemon::replenish_spare_monitor() {
-  if (!config_.spare_monitor || stopping_ || spare_) {
+  if (!config_.spare_monitor || stopping_ || spare_ || spare_starting_) {
     return;
   }
-  auto started = [&]() -> Result<SpareMonitor> {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-      return sys_error("create the socket of a spare sbx-monitor");
-    }
-    Fd ours(sv[0]);
-    Fd theirs(sv[1]);
-    SBX_ASSIGN(Spawned child,
-               spawn_monitor(monitor_path(), {"sbx-monitor", "sandbox", "--spare"}, kSandboxMonitorStdio,
-                             theirs.get(), kSpareNice));
-    theirs.reset();
-    SBX_TRY_CTX(send_line(child, ours.get(), json{{"runtime", runtime_spec()}}), "send the spare sbx-monitor its prelude");
-    int dup = ::fcntl(child.pidfd.get(), F_DUPFD_CLOEXEC, 3);
-    if (dup < 0) {
-      Result<void> failed = sys_error("duplicate the spare sbx-monitor's pidfd");
-      kill_and_reap(child);
-      return failed.error();
-    }
-    pid_t pid = child.pid;
-    SpareMonitor spare{MonitorChild{std::move(child), std::move(ours)}, nullptr};
-    auto watch = ProcessWatch::start(loop_, pid, Fd(dup), [this, pid](std::optional<int> status) {
-      log_warn("the spare sbx-monitor {} exited before it was used ({})", pid,
-               status ? fmt::format("wait status {}", *status) : std::string("status unknown"));
-      spare_.reset();  // destroys the watch from its own callback: ProcessWatch allows that (as reap_later does)
-    });
-    if (!watch.ok()) {
-      kill_and_reap(spare.monitor.child);
-      return std::move(watch).error();
-    }
-    spare.watch = std::move(*watch);
-    return spare;
-  }();
+  struct Work {
+    uv_work_t req;
+    std::shared_ptr<Daemon*> owner;  // null inside once the daemon is gone
+    std::string monitor;
+    std::string prelude;
+    Result<MonitorChild> result = Error("not started");
+  };
+  auto* w = new Work{{}, self_, monitor_path(), api::dump_json(json{{"runtime", runtime_spec()}}) + "\n"};
+  w->req.data = w;
+  spare_starting_ = true;
+  uv_queue_work(
+      loop_, &w->req,
+      [](uv_work_t* r) {
+        auto* w = static_cast<Work*>(r->data);
+        w->result = start_spare_process(w->monitor, w->prelude);
+      },
+      [](uv_work_t* r, int) {
+        std::unique_ptr<Work> w(static_cast<Work*>(r->data));
+        Daemon* d = *w->owner;
+        if (d == nullptr) {
+          if (w->result.ok()) {
+            kill_and_reap(w->result->child);
+          }
+          return;
+        }
+        d->spare_starting_ = false;
+        d->adopt_spare_monitor(std::move(w->result));
+      });
+}
+
+void Daemon::adopt_spare_monitor(Result<MonitorChild> started) {
   if (!started.ok()) {
     log_warn("start a spare sbx-monitor: {}", started.error().message());
     return;
   }
-  spare_ = std::move(*started);
+  MonitorChild& m = *started;
+  if (stopping_ || spare_) {
+    kill_and_reap(m.child);
+    return;
+  }
+  int dup = ::fcntl(m.child.pidfd.get(), F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) {
+    log_warn("start a spare sbx-monitor: duplicate its pidfd: {}", std::strerror(errno));
+    kill_and_reap(m.child);
+    return;
+  }
+  const pid_t pid = m.child.pid;
+  auto watch = ProcessWatch::start(loop_, pid, Fd(dup), [this, pid](std::optional<int> status) {
+    log_warn("the spare sbx-monitor {} exited before it was used ({})", pid,
+             status ? fmt::format("wait status {}", *status) : std::string("status unknown"));
+    spare_.reset();  // destroys the watch from its own callback: ProcessWatch allows that (as reap_later does)
+  });
+  if (!watch.ok()) {
+    log_warn("start a spare sbx-monitor: {}", watch.error().message());
+    kill_and_reap(m.child);
+    return;
+  }
+  spare_ = SpareMonitor{std::move(m), std::move(*watch)};
 }
 
 std::optional<Daemon::MonitorChild> Daemon::take_spare_monitor() {

@@ -195,7 +195,11 @@ class Daemon {
     std::unique_ptr<ProcessWatch> watch;
   };
   std::optional<SpareMonitor> spare_;
+  bool spare_starting_ = false;  // one is being started on the thread pool
   bool stopping_ = false;
+  // Work on libuv's thread pool that may finish after the daemon is gone holds this; it reads nullptr then.
+  std::shared_ptr<Daemon*> self_ = std::make_shared<Daemon*>(this);
+  void adopt_spare_monitor(Result<MonitorChild> started);
   std::optional<MonitorChild> take_spare_monitor();
   void retire_spare_monitor();
   std::vector<std::shared_ptr<void>> graveyard_;  // finished sessions, freed by sweep_ after the callbacks
