@@ -12,7 +12,51 @@ using P = ParamType;
 
 constexpr ParamSpec kId{"id", P::kString, true, "the sandbox's id or name"};
 
+// The sandbox a create or a run makes.
+std::vector<ParamSpec> sandbox_params() {
+  return {{"name", P::kString, false, "unique name; [a-z0-9][a-z0-9_.-]{0,63}"},
+          {"rootfs", P::kString, false, "host directory holding the root filesystem (read-only lower layer)"},
+          {"image", P::kString, false, "name or id of an image in the daemon's image store"},
+          {"environment", P::kString, false, "environment to start from: \"NAME\" (latest version) or \"NAME@VERSION\"; "
+           "the other params override its defaults"},
+          {"labels", P::kObject, false, "string to string map, for filtering"},
+          {"limits", P::kObject, false, "{vcpus: number, memory: size, pids: int, disk: size}"},
+          {"env", P::kStringArray, false, "environment of the main command and default of execs, \"NAME=value\""},
+          {"mounts", P::kArray, false, "host bind mounts [{source, destination, read_only=true}] (root only)"},
+          {"ttl", P::kInt, false, "seconds until the daemon stops and removes the sandbox; 0: none"},
+          {"seccomp", P::kString, false, "seccomp profile name (\"default\", \"unconfined\", or a profile file's "
+                                         "name in the profile directory)"},
+          {"cmd", P::kStringArray, false, "main command (after the image's entrypoint); default: the image's "
+           "entrypoint and cmd; without any the sandbox idles until stopped"},
+          {"entrypoint", P::kStringArray, false, "replaces the image's entrypoint and drops its cmd; [] for none"},
+          {"network", P::kString, false, "network mode: \"none\" (own network namespace with loopback only)"},
+          {"cwd", P::kString, false, "working directory of the main command and default of execs"},
+          {"user", P::kIntOrString, false, "\"uid[:gid]\" of the main command and default of execs"},
+          {"hostname", P::kString, false, "the sandbox's hostname; default: the name or the id"},
+          {"start", P::kBool, false, "start now (default true)"},
+          {"tenant", P::kString, false, "tenant the sandbox belongs to (trusted callers only)"}};
+}
+
+// sandbox.run: a sandbox's params, without start (it always starts), with the command and the exec's I/O params.
+std::vector<ParamSpec> run_params() {
+  std::vector<ParamSpec> out;
+  for (const ParamSpec& p : sandbox_params()) {
+    if (std::string_view(p.name) != "start") {
+      out.push_back(p);
+    }
+  }
+  out.insert(out.end(),
+             {{"argv", P::kStringArray, false, "the main command exactly (neither the image's entrypoint nor its "
+               "cmd); default: the image's entrypoint and cmd, or cmd and entrypoint"},
+              {"stdin_b64", P::kString, false, "bytes for the command's stdin, base64; then EOF"},
+              {"timeout", P::kNumber, false, "seconds; past it the sandbox is killed"},
+              {"output_limit", P::kSize, false, "bytes of stdout+stderr passed on; the rest is read and dropped"},
+              {"stream", P::kBool, false, "send output as notifications (default true); false: in the result"}});
+  return out;
+}
+
 std::vector<MethodSpec> build_methods() {
+  const std::vector<ParamSpec> create_params = sandbox_params();
   return {
       {"daemon.info", "The daemon's version, cgroup mode, sandbox counts and who the caller is.", {},
        "{version, api_version, cgroup_mode, sandboxes: {total, created, running, exited}, pid, uptime_s, "
@@ -22,28 +66,14 @@ std::vector<MethodSpec> build_methods() {
        "{status: \"ok\"|\"degraded\", checks: {database, run_dir, cgroups, monitor}}", ""},
       {"sandbox.create",
        "Creates a sandbox from a root filesystem or an image and, unless start is false, starts it.",
-       {{"name", P::kString, false, "unique name; [a-z0-9][a-z0-9_.-]{0,63}"},
-        {"rootfs", P::kString, false, "host directory holding the root filesystem (read-only lower layer)"},
-        {"image", P::kString, false, "name or id of an image in the daemon's image store"},
-        {"environment", P::kString, false, "environment to start from: \"NAME\" (latest version) or \"NAME@VERSION\"; "
-         "the other params override its defaults"},
-        {"labels", P::kObject, false, "string to string map, for filtering"},
-        {"limits", P::kObject, false, "{vcpus: number, memory: size, pids: int, disk: size}"},
-        {"env", P::kStringArray, false, "environment of the main command and default of execs, \"NAME=value\""},
-        {"mounts", P::kArray, false, "host bind mounts [{source, destination, read_only=true}] (root only)"},
-        {"ttl", P::kInt, false, "seconds until the daemon stops and removes the sandbox; 0: none"},
-        {"seccomp", P::kString, false, "seccomp profile name (\"default\", \"unconfined\", or a profile file's "
-                                       "name in the profile directory)"},
-        {"cmd", P::kStringArray, false, "main command (after the image's entrypoint); default: the image's "
-         "entrypoint and cmd; without any the sandbox idles until stopped"},
-        {"entrypoint", P::kStringArray, false, "replaces the image's entrypoint and drops its cmd; [] for none"},
-        {"network", P::kString, false, "network mode: \"none\" (own network namespace with loopback only)"},
-        {"cwd", P::kString, false, "working directory of the main command and default of execs"},
-        {"user", P::kIntOrString, false, "\"uid[:gid]\" of the main command and default of execs"},
-        {"hostname", P::kString, false, "the sandbox's hostname; default: the name or the id"},
-        {"start", P::kBool, false, "start now (default true)"},
-        {"tenant", P::kString, false, "tenant the sandbox belongs to (trusted callers only)"}},
+       create_params,
        "the sandbox object", ""},
+      {"sandbox.run", "Creates a sandbox whose main command is the command, streams its output while it runs, and "
+       "removes the sandbox when it has ended (docker run --rm).",
+       run_params(),
+       "{id, exit_code, signal, duration_ms, timed_out, oom_killed, cpu_user_us, cpu_system_us, peak_rss_bytes, "
+       "stdout_bytes, stderr_bytes, truncated, removed, stdout_b64 and stderr_b64 when stream is false}",
+       "exec.output {exec_id, request_id, stream: \"stdout\"|\"stderr\", data_b64}"},
       {"sandbox.start", "Starts a created or exited sandbox (a fresh writable layer each time).", {kId},
        "the sandbox object", ""},
       {"sandbox.stop", "Sends SIGTERM to the sandbox's init, SIGKILL after the grace period; waits for the end.",

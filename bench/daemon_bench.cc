@@ -12,6 +12,10 @@
 //     With --image the sandboxes start from that image of sbxd's store (sandbox.create's `image`; it must have no
 //     entrypoint or cmd, so that the sandbox idles, as a root filesystem tarball's image has none).
 //     Prints "run I: X ms create A exec B remove C" (the three calls' own milliseconds).
+//   sbx-bench-daemon run --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N] [--prefix P]
+//                    [--seccomp NAME] -- ARGV...
+//     times sandbox.run of ARGV (one call: a new sandbox whose main command is ARGV, removed before the reply),
+//     output collected in the result (stream false). Prints "run I: X ms".
 //   sbx-bench-daemon memory --socket S (--rootfs DIR | --image NAME) [--count N] [--settle-ms N] [--prefix P]
 //                    [--seccomp NAME]
 //     measures sbxd's RSS and the host's /proc/meminfo with no sandbox, with N idle sandboxes and after removing
@@ -61,14 +65,14 @@ constexpr const char* kMeminfoFields[] = {"MemAvailable", "MemFree", "Shmem", "S
                                           "PageTables", "KernelStack", "Cached", "AnonPages"};
 
 constexpr const char* kUsage =
-    "usage: sbx-bench-daemon exec|oneshot --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N]\n"
+    "usage: sbx-bench-daemon exec|oneshot|run --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N]\n"
     "                        [--prefix P] [--seccomp NAME] -- ARGV...\n"
     "       sbx-bench-daemon memory --socket S (--rootfs DIR | --image NAME) [--count N] [--settle-ms N] [--prefix P]\n"
     "                        [--seccomp NAME]\n"
     "       sbx-bench-daemon cleanup --socket S [--prefix P]\n";
 
 struct Options {
-  std::string mode;  // exec | oneshot | memory | cleanup
+  std::string mode;  // exec | oneshot | run | memory | cleanup
   std::string socket;
   std::string rootfs;
   std::string image;  // an image of sbxd's store instead of a root filesystem directory
@@ -116,7 +120,8 @@ Result<Options> parse_options(int argc, char** argv) {
     return sbx::make_error("no mode given");
   }
   opts.mode = argv[1];
-  if (opts.mode != "exec" && opts.mode != "oneshot" && opts.mode != "memory" && opts.mode != "cleanup") {
+  if (opts.mode != "exec" && opts.mode != "oneshot" && opts.mode != "run" && opts.mode != "memory" &&
+      opts.mode != "cleanup") {
     return sbx::make_error("unknown mode '{}'", opts.mode);
   }
   int i = 2;
@@ -137,7 +142,7 @@ Result<Options> parse_options(int argc, char** argv) {
   if (opts.mode != "cleanup" && opts.rootfs.empty() == opts.image.empty()) {
     return sbx::make_error("give one of --rootfs and --image");
   }
-  if ((opts.mode == "exec" || opts.mode == "oneshot") && opts.argv.empty()) {
+  if ((opts.mode == "exec" || opts.mode == "oneshot" || opts.mode == "run") && opts.argv.empty()) {
     return sbx::make_error("no command given after --");
   }
   return opts;
@@ -243,6 +248,33 @@ Result<void> oneshot_once(Client& client, const Options& opts, uint64_t i) {
 Result<void> bench_oneshot(Client& client, const Options& opts) {
   for (uint64_t i = 0; i < opts.warmup + opts.runs; ++i) {
     SBX_TRY(oneshot_once(client, opts, i));
+  }
+  return sbx::ok();
+}
+
+// ---- run: one sandbox.run per run ----
+
+Result<void> run_once(Client& client, const Options& opts, uint64_t i) {
+  json params = create_params(opts, fmt::format("{}-run-{}", opts.prefix, i));
+  params["argv"] = opts.argv;
+  params["stream"] = false;
+  auto start = Clock::now();
+  SBX_ASSIGN(json result, call(client, "sandbox.run", std::move(params)));
+  double total = ms_since(start);
+  if (!result["exit_code"].is_number_integer() || result["exit_code"].get<int>() != 0) {
+    return sbx::make_error("run {}: the command ended with exit code {}, signal {}", i, result["exit_code"].dump(),
+                           result["signal"].dump());
+  }
+  if (!result.value("removed", false)) {
+    return sbx::make_error("run {}: sbxd did not remove the sandbox", i);
+  }
+  print_run(i, opts.warmup, total);
+  return sbx::ok();
+}
+
+Result<void> bench_run(Client& client, const Options& opts) {
+  for (uint64_t i = 0; i < opts.warmup + opts.runs; ++i) {
+    SBX_TRY(run_once(client, opts, i));
   }
   return sbx::ok();
 }
@@ -491,6 +523,9 @@ Result<void> run(const Options& opts) {
   }
   if (opts.mode == "oneshot") {
     return bench_oneshot(client, opts);
+  }
+  if (opts.mode == "run") {
+    return bench_run(client, opts);
   }
   if (opts.mode == "memory") {
     return bench_memory(client, opts);

@@ -381,6 +381,21 @@ Result<json> exec_params(const std::string& id, const std::vector<std::string>& 
   return p;
 }
 
+Result<json> run_params(const CreateOptions& create, const ExecOptions& exec, const std::string& cwd,
+                        const EnvLookup& lookup) {
+  std::vector<std::string> argv = run_argv(create);
+  SBX_ASSIGN(json io, exec_params("", argv, exec, lookup));
+  SBX_ASSIGN(json p, create_params(create, cwd, lookup, false));
+  p.erase("entrypoint");  // create_params' idle marker: here argv is the main command
+  p["argv"] = std::move(argv);
+  for (const char* key : {"timeout", "output_limit", "stream"}) {
+    if (io.contains(key)) {
+      p[key] = io[key];
+    }
+  }
+  return p;
+}
+
 std::vector<std::string> run_argv(const CreateOptions& o) {
   std::vector<std::string> argv;
   if (o.entrypoint && !o.entrypoint->empty()) {

@@ -82,6 +82,10 @@ Result<json> create_params(const CreateOptions& o, const std::string& cwd, const
 // Params of sandbox.exec.
 Result<json> exec_params(const std::string& id, const std::vector<std::string>& argv, const ExecOptions& o,
                          const EnvLookup& lookup);
+// sandbox.run's params for `sbxctl run` without --keep: the create options' sandbox, run_argv() as argv, and the exec
+// options' timeout, output limit and streaming.
+Result<json> run_params(const CreateOptions& create, const ExecOptions& exec, const std::string& cwd,
+                        const EnvLookup& lookup);
 // What `run` execs: --entrypoint (when given and not empty) followed by the command.
 std::vector<std::string> run_argv(const CreateOptions& o);
 

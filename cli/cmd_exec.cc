@@ -74,11 +74,11 @@ class OutputRelay {
 };
 
 // Runs sandbox.exec with its output relayed; returns the exit status the command's end maps to.
-int stream_exec(api::Client& client, json params, bool json_mode) {
+int stream_exec(api::Client& client, json params, bool json_mode, const char* method = "sandbox.exec") {
   double timeout_s = params.contains("timeout") ? params["timeout"].get<double>() : 0;
   OutputRelay relay(client, "exec.output");
   client.set_interrupt_check([] { return g_signal != 0; });
-  auto r = client.call("sandbox.exec", std::move(params), std::ref(relay));
+  auto r = client.call(method, std::move(params), std::ref(relay));
   client.set_interrupt_check({});
   if (g_signal != 0) {
     return 128 + g_signal;
@@ -113,18 +113,6 @@ Result<void> add_input(json& params, bool read_input, bool json_mode) {
   return ok();
 }
 
-void remove_sandbox(const Globals& g, const std::string& id) {
-  auto client = connect(g);
-  if (!client.ok()) {
-    warn(fmt::format("remove sandbox {}: {}", id, client.error().message()));
-    return;
-  }
-  auto r = client->call("sandbox.remove", {{"id", id}, {"force", true}});
-  if (!r.ok()) {
-    warn(fmt::format("remove sandbox {}: {}", id, r.error().message()));
-  }
-}
-
 }  // namespace
 
 int cmd_exec(const Globals& g, const std::string& id, const std::vector<std::string>& argv, const ExecOptions& e,
@@ -144,11 +132,36 @@ int cmd_exec(const Globals& g, const std::string& id, const std::vector<std::str
   return stream_exec(*client, std::move(*params), g.json);
 }
 
+namespace {
+
+// `run` without --keep: one sandbox.run, whose sandbox is the command's and goes with it.
+int run_once(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool read_input) {
+  auto params = run_params(o, e, current_dir(), process_env());
+  if (!params.ok()) {
+    return fail(params.error());
+  }
+  if (auto in = add_input(*params, read_input, g.json); !in.ok()) {
+    return fail(in.error());
+  }
+  auto client = connect(g);
+  if (!client.ok()) {
+    return fail(client.error());
+  }
+  catch_signals();
+  return stream_exec(*client, std::move(*params), g.json, "sandbox.run");
+}
+
+}  // namespace
+
+// With --keep: an idle sandbox, the command as an exec in it, and the sandbox left running for more.
 int cmd_run(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool read_input, bool keep) {
   std::vector<std::string> argv = run_argv(o);
   if (argv.empty()) {
     return fail("run needs a command: sbxctl run [OPTIONS] --rootfs DIR|--image IMAGE|--environment ENV [--] "
                 "COMMAND [ARG...]");
+  }
+  if (!keep) {
+    return run_once(g, o, e, read_input);
   }
   auto create = create_params(o, current_dir(), process_env(), false);
   if (!create.ok()) {
@@ -177,11 +190,7 @@ int cmd_run(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool
     (*exec)["id"] = id;
     status = stream_exec(*client, std::move(*exec), g.json);
   }
-  if (keep) {
-    warn(fmt::format("kept sandbox {}", id));
-  } else {
-    remove_sandbox(g, id);
-  }
+  warn(fmt::format("kept sandbox {}", id));
   return status;
 }
 

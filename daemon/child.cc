@@ -4,11 +4,15 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <cstring>
+
+#include "base/file.h"
 #include "daemon/uv_handle.h"
 #include "runtime/state.h"
 
@@ -140,6 +144,44 @@ Result<void> ProcessWatch::signal(int sig) const {
   if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0) < 0 && errno != ESRCH) {
     return sys_error("signal process {}", pid_);
   }
+  return ok();
+}
+
+Result<void> send_with_fds(int sock, std::string_view line, const std::vector<int>& fds) {
+  if (fds.size() > 3) {
+    return Error(fmt::format("send a message with {} fds: at most 3", fds.size()), EINVAL);
+  }
+  alignas(struct cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))] = {};
+  struct iovec iov = {const_cast<char*>(line.data()), line.size()};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+  }
+  ssize_t n;
+  while ((n = ::sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  if (n < 0 && errno != EAGAIN) {
+    return sys_error("send a message with {} fds", fds.size());
+  }
+  size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
+  if (sent == line.size()) {
+    return ok();
+  }
+  if (n < 0) {
+    return Error("the peer's socket is full", EAGAIN);
+  }
+  struct timeval timeout = {5, 0};
+  ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) & ~O_NONBLOCK);
+  SBX_TRY(write_all(sock, line.substr(sent)));
   return ok();
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -58,6 +59,11 @@ class ProcessWatch {
   ExitCallback cb_;
   std::unique_ptr<Handle> handle_;
 };
+
+// Sends `data` on a unix stream socket with `fds` (at most 3) attached to its first byte (SCM_RIGHTS). On a
+// non-blocking socket, what its buffer does not take at once is written in blocking mode, bounded by a 5 s send
+// timeout.
+Result<void> send_with_fds(int sock, std::string_view data, const std::vector<int>& fds);
 
 // A pidfd for `pid` if it is still the process that started at `start_time` (/proc/<pid>/stat field 22).
 Result<Fd> open_pidfd_checked(pid_t pid, uint64_t start_time);

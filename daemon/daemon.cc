@@ -195,7 +195,8 @@ void Daemon::dispatch(CallPtr call) {
   using Handler = void (Daemon::*)(CallPtr);
   static const std::map<std::string, Handler> handlers = {
       {"daemon.info", &Daemon::daemon_info},         {"daemon.health", &Daemon::daemon_health},
-      {"sandbox.create", &Daemon::sandbox_create},   {"sandbox.start", &Daemon::sandbox_start},
+      {"sandbox.create", &Daemon::sandbox_create},   {"sandbox.run", &Daemon::sandbox_run},
+      {"sandbox.start", &Daemon::sandbox_start},
       {"sandbox.stop", &Daemon::sandbox_stop},       {"sandbox.restart", &Daemon::sandbox_restart},
       {"sandbox.kill", &Daemon::sandbox_kill},       {"sandbox.remove", &Daemon::sandbox_remove},
       {"sandbox.list", &Daemon::sandbox_list},       {"sandbox.inspect", &Daemon::sandbox_inspect},
@@ -354,10 +355,10 @@ void kill_and_reap(const Spawned& child) {
   ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child.pidfd.get()), &info, WEXITED);
 }
 
-// Sends a monitor one line, while it reads it (a spec can exceed the socket's buffer). A monitor that died first
-// makes this fail (EPIPE); it is then killed and reaped here, so a failure leaves no process behind.
-Result<void> send_line(const Spawned& child, int socket, const json& line) {
-  if (auto w = write_all(socket, api::dump_json(line) + "\n"); !w.ok()) {
+// Sends a monitor one line, with `fds` attached, while it reads it (a spec can exceed the socket's buffer). A monitor
+// that died first makes this fail (EPIPE); it is then killed and reaped here, so a failure leaves no process behind.
+Result<void> send_line(const Spawned& child, int socket, const json& line, const std::vector<int>& fds = {}) {
+  if (auto w = send_with_fds(socket, api::dump_json(line) + "\n", fds); !w.ok()) {
     kill_and_reap(child);
     return w;
   }
@@ -371,7 +372,8 @@ constexpr int kSpareNice = 10;
 
 }  // namespace
 
-Result<Daemon::MonitorChild> Daemon::start_monitor(const char* mode, const int (&stdio)[3], const json& spec) {
+Result<Daemon::MonitorChild> Daemon::start_monitor(const char* mode, const int (&stdio)[3], const json& spec,
+                                                   const std::vector<int>& fds) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
     return sys_error("create the socket of an sbx-monitor {}", mode);
@@ -380,20 +382,20 @@ Result<Daemon::MonitorChild> Daemon::start_monitor(const char* mode, const int (
   Fd theirs(sv[1]);
   SBX_ASSIGN(Spawned child, spawn_monitor(monitor_path(), {"sbx-monitor", mode}, stdio, theirs.get()));
   theirs.reset();
-  SBX_TRY_CTX(send_line(child, ours.get(), spec), "send sbx-monitor {} its spec", mode);
+  SBX_TRY_CTX(send_line(child, ours.get(), spec, fds), "send sbx-monitor {} its spec", mode);
   return MonitorChild{std::move(child), std::move(ours)};
 }
 
-Result<Daemon::MonitorChild> Daemon::start_sandbox_monitor(const json& spec) {
+Result<Daemon::MonitorChild> Daemon::start_sandbox_monitor(const json& spec, const std::vector<int>& fds) {
   if (auto spare = take_spare_monitor()) {
-    if (auto sent = send_line(spare->child, spare->socket.get(), spec); sent.ok()) {
+    if (auto sent = send_line(spare->child, spare->socket.get(), spec, fds); sent.ok()) {
       return std::move(*spare);
     } else {
       log_warn("the spare sbx-monitor {} did not take its spec ({}); starting another", spare->child.pid,
                sent.error().message());
     }
   }
-  return start_monitor("sandbox", kSandboxMonitorStdio, spec);
+  return start_monitor("sandbox", kSandboxMonitorStdio, spec, fds);
 }
 
 std::string Daemon::monitor_path() const {

@@ -39,6 +39,7 @@ struct SandboxEntry {
   bool removing = false;
   std::string remove_reason;              // "ttl" when the TTL removed it
   std::vector<std::function<void()>> on_exit;  // run once when the current run ends (stop/restart/remove waiters)
+  json last_usage;  // what the last run's main command used, from its exit record: {cpu_user_us, ...}; not stored
   UvHandle<uv_timer_t> kill_timer;  // SIGKILL after the grace period (data: this entry)
   std::function<void()> kill_fn;
 };
@@ -97,10 +98,11 @@ class Daemon {
     Spawned child;
     Fd socket;
   };
-  Result<MonitorChild> start_monitor(const char* mode, const int (&stdio)[3], const json& spec);
+  Result<MonitorChild> start_monitor(const char* mode, const int (&stdio)[3], const json& spec,
+                                     const std::vector<int>& fds = {});
   // `sbx-monitor sandbox` with the spec sent: the spare if one waits (its fds 0-2 are /dev/null, /dev/null and
   // sbxd's stderr, as for every sandbox monitor), else a new one.
-  Result<MonitorChild> start_sandbox_monitor(const json& spec);
+  Result<MonitorChild> start_sandbox_monitor(const json& spec, const std::vector<int>& fds = {});
   // Starts a spare sandbox monitor unless one waits, spares are off, or sbxd is stopping. Called when a launch ends,
   // so that the fork and the monitor's exec and start-up are not in any create's way.
   void replenish_spare_monitor();
@@ -113,6 +115,7 @@ class Daemon {
   void daemon_info(CallPtr call);
   void daemon_health(CallPtr call);
   void sandbox_create(CallPtr call);
+  void sandbox_run(CallPtr call);
   void sandbox_start(CallPtr call);
   void sandbox_stop(CallPtr call);
   void sandbox_restart(CallPtr call);
@@ -140,7 +143,17 @@ class Daemon {
 
   // Lifecycle.
   // Starts the sandbox's monitor; `done` once the sandbox is up (state running) or failed to come up.
-  void launch(SandboxEntry& e, std::function<void(Result<void>)> done);
+  // The main command's stdio for sandbox.run: pipes to the daemon, named "stdin", "stdout", "stderr" in the order of
+  // `fds` (borrowed). Empty: the main command writes to the sandbox's log.
+  struct MainStdio {
+    std::vector<std::string> names;
+    std::vector<int> fds;
+  };
+  void launch(SandboxEntry& e, std::function<void(Result<void>)> done, const MainStdio& stdio = {});
+  // sandbox.create's checks and its record, saved but not started; on failure nothing was created.
+  Result<SandboxEntry*> admit_sandbox(const Caller& caller, const json& params);
+  // Removes the record and state dir of a sandbox that never ran (a failed start).
+  void forget_sandbox(const std::string& id);
   void watch_monitor(SandboxEntry& e, pid_t pid, Fd pidfd);
   void finish_run(SandboxEntry& e, std::optional<int> exit_code, std::optional<int> signal, bool oom,
                   std::string error);

@@ -38,46 +38,11 @@ Result<Fd> connect_exec_socket(const std::string& path) {
   return fd;
 }
 
-// Sends the request line with `fds` attached to its first byte. The socket's buffer normally takes it whole at
-// once; what it does not take is written in blocking mode, bounded by a send timeout.
-Result<void> send_request(int sock, const std::string& line, const std::vector<int>& fds) {
-  alignas(struct cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))] = {};
-  struct iovec iov = {const_cast<char*>(line.data()), line.size()};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-  }
-  ssize_t n;
-  while ((n = ::sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  if (n < 0 && errno != EAGAIN) {
-    return sys_error("send the exec request");
-  }
-  size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
-  if (sent == line.size()) {
-    return ok();
-  }
-  if (n < 0) {
-    return Error("send the exec request: the monitor's socket is full", EAGAIN);
-  }
-  struct timeval timeout = {5, 0};
-  ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) & ~O_NONBLOCK);
-  SBX_TRY_CTX(write_all(sock, std::string_view(line).substr(sent)), "send the exec request");
-  return ok();
-}
-
 }  // namespace
 
-class ExecSession {
+// One exec (sandbox.exec), or one run (sandbox.run): a new sandbox whose main command writes to our pipes, removed
+// once it has ended. Both relay output the same way and answer with the same fields.
+class ExecSession : public std::enable_shared_from_this<ExecSession> {
  public:
   ExecSession(Daemon& d, CallPtr call, uint64_t token, const SandboxEntry& e)
       : d_(d), call_(std::move(call)), token_(token), sandbox_id_(e.row.id), owner_uid_(e.row.owner_uid),
@@ -136,8 +101,142 @@ class ExecSession {
     return ok();
   }
 
+  // sandbox.run: starts the admitted sandbox with the main command's stdio on our pipes. Errors from here on are
+  // the call's (through maybe_finish), so this always leaves the session to finish on its own.
+  void begin_run(uint64_t limit, bool stream, double timeout_s, const std::string& stdin_data) {
+    run_ = true;
+    exec_id_ = sandbox_id_;
+    limit_ = limit;
+    stream_ = stream;
+    started_ms_ = api::now_ms();
+    uv_update_time(d_.loop());
+    start_ = uv_now(d_.loop());
+    auto opened = open_run_streams(stdin_data);
+    if (!opened.ok()) {
+      return fail_run(std::move(opened).error());
+    }
+    if (auto conn = call_->connection()) {
+      close_token_ = conn->on_close([this] { cancel(); });
+    }
+    if (timeout_s > 0) {
+      timeout_timer_ = UvHandle<uv_timer_t>::make();
+      uv_timer_init(d_.loop(), timeout_timer_.get());
+      timeout_timer_.get()->data = this;
+      uv_timer_start(timeout_timer_.get(), [](uv_timer_t* t) {
+        if (t->data != nullptr) {
+          auto* self = static_cast<ExecSession*>(t->data);
+          self->timed_out_ = true;
+          self->end_run();
+        }
+      }, static_cast<uint64_t>(timeout_s * 1000), 0);
+    }
+  }
+
  private:
   enum Stream { kControl = 0, kStdout = 1, kStderr = 2 };
+
+  // The run's pipes, then the launch: the monitor gets the write ends (and stdin's read end) with its spec, and ours
+  // close when this returns, so that EOF comes when the sandbox's last writer is gone.
+  Result<void> open_run_streams(const std::string& stdin_data) {
+    SBX_ASSIGN(auto out, make_pipe());
+    SBX_ASSIGN(auto err, make_pipe());
+    std::optional<std::pair<Fd, Fd>> in;
+    if (!stdin_data.empty()) {
+      SBX_ASSIGN(in, make_pipe());
+    }
+    SBX_TRY(open_stream(&stdout_, std::move(out.first), kStdout));
+    SBX_TRY(open_stream(&stderr_, std::move(err.first), kStderr));
+    Daemon::MainStdio stdio;
+    if (in) {
+      stdio.names.push_back("stdin");
+      stdio.fds.push_back(in->first.get());
+    }
+    stdio.names.insert(stdio.names.end(), {"stdout", "stderr"});
+    stdio.fds.insert(stdio.fds.end(), {out.second.get(), err.second.get()});
+    SandboxEntry* e = d_.entry(sandbox_id_);
+    if (e == nullptr) {
+      return make_error("sandbox '{}' is gone", sandbox_id_);
+    }
+    std::weak_ptr<ExecSession> weak = weak_from_this();
+    d_.launch(*e, [weak](Result<void> r) {
+      if (auto self = weak.lock()) {
+        self->on_launched(std::move(r));
+      }
+    }, stdio);
+    if (in && !launch_failed_) {
+      SBX_TRY(send_stdin(std::move(in->second), stdin_data));
+    }
+    return ok();
+  }
+
+  void on_launched(Result<void> r) {
+    if (!r.ok()) {
+      launch_failed_ = true;
+      d_.forget_sandbox(sandbox_id_);  // a failed run leaves nothing behind
+      return fail_run(std::move(r).error());
+    }
+    SandboxEntry* e = d_.entry(sandbox_id_);
+    d_.emit("created", e->row);
+    d_.emit("started", e->row);
+    std::weak_ptr<ExecSession> weak = weak_from_this();
+    e->on_exit.push_back([weak] {
+      if (auto self = weak.lock()) {
+        self->on_run_ended();
+      }
+    });
+    if (cancelled_ || timed_out_) {
+      end_run();  // the client left, or the time ran out, while the sandbox was starting
+    }
+  }
+
+  void fail_run(Error error) {
+    if (error_.message().empty()) {
+      error_ = std::move(error);
+    }
+    stop_output();
+  }
+
+  // Timeout or cancel: the sandbox is killed; the run's end then takes the normal way.
+  void end_run() {
+    SandboxEntry* e = d_.entry(sandbox_id_);
+    if (e != nullptr && e->row.state == "running") {
+      d_.stop(*e, 0, [] {});
+    }
+  }
+
+  void on_run_ended() {
+    SandboxEntry* e = d_.entry(sandbox_id_);
+    if (e == nullptr) {
+      return fail_run(make_error("sandbox '{}' went away during the run", sandbox_id_));
+    }
+    const SandboxRow& row = e->row;
+    if (!row.exit_code && !row.exit_signal) {
+      return fail_run(make_error("{}", row.error.empty() ? "the run ended without an exit status" : row.error));
+    }
+    const json& usage = e->last_usage;
+    result_ = {{"exit_code", row.exit_code ? json(*row.exit_code) : json()},
+               {"signal", row.exit_signal ? json(*row.exit_signal) : json()},
+               {"timed_out", timed_out_},
+               {"oom_killed", row.oom_killed},
+               {"cpu_user_us", usage.value("cpu_user_us", int64_t(0))},
+               {"cpu_system_us", usage.value("cpu_system_us", int64_t(0))},
+               {"peak_rss_bytes", usage.value("peak_rss_bytes", int64_t(0))}};
+    // The sandbox's processes are all gone with its pid namespace: the pipes are at EOF or about to be.
+    start_drain_timer();
+    maybe_finish();
+  }
+
+  // After the run: the sandbox goes (its kernel objects went with its monitor); its record, state and events too.
+  Result<void> remove_run_sandbox() {
+    SandboxEntry* e = d_.entry(sandbox_id_);
+    if (e == nullptr) {
+      return ok();
+    }
+    if (e->row.state == "running" || e->launch) {
+      return make_error("sandbox '{}' still runs", sandbox_id_);
+    }
+    return d_.remove(*e);
+  }
 
   // The fast way: the sandbox's monitor serves the exec from a forked handler. Returns the connection.
   Result<Fd> ask_sandbox_monitor(const json& process, int64_t timeout_ms, const int (&stdio)[3]) {
@@ -151,7 +250,7 @@ class ExecSession {
         fds.push_back(stdio[i]);
       }
     }
-    SBX_TRY(send_request(sock.get(), api::dump_json(request) + "\n", fds));
+    SBX_TRY_CTX(send_with_fds(sock.get(), api::dump_json(request) + "\n", fds), "send the exec request");
     return sock;
   }
 
@@ -299,7 +398,11 @@ class ExecSession {
       return;
     }
     result_ = j;
-    // Output still held open by background processes is waited for only briefly.
+    start_drain_timer();
+  }
+
+  // Output still held open by background processes is waited for only briefly.
+  void start_drain_timer() {
     drain_timer_ = UvHandle<uv_timer_t>::make();
     uv_timer_init(d_.loop(), drain_timer_.get());
     drain_timer_.get()->data = this;
@@ -348,15 +451,24 @@ class ExecSession {
     maybe_finish();
   }
 
-  // The monitor has said all it will: a result, an error, or it is gone.
+  // The monitor has said all it will: a result, an error, or it is gone. A run: it has ended, or failed to start.
   bool reported() const {
+    if (run_) {
+      return result_.is_object() || !error_.message().empty();
+    }
     return result_.is_object() || !error_.message().empty() || control_eof_ || monitor_exited_;
   }
 
   void cancel() {
-    // The client went away: closing the monitor's socket makes it kill the exec's whole tree and exit.
     close_token_ = 0;
     drain_token_ = 0;
+    if (run_) {
+      // The client went away: the sandbox is killed, and removed once it has ended.
+      cancelled_ = true;
+      end_run();
+      return;
+    }
+    // The client went away: closing the monitor's socket makes it kill the exec's whole tree and exit.
     control_.reset();
     control_eof_ = true;  // nothing more is read from it
     if (error_.message().empty() && !result_.is_object()) {
@@ -371,8 +483,12 @@ class ExecSession {
       return;
     }
     finished_ = true;
+    timeout_timer_.reset();
     uv_update_time(d_.loop());
     int64_t duration = static_cast<int64_t>(uv_now(d_.loop()) - start_);
+    if (run_) {
+      return finish_run(duration);
+    }
     ExecRow row;
     row.exec_id = exec_id_;
     row.sandbox_id = sandbox_id_;
@@ -417,6 +533,33 @@ class ExecSession {
     d_.retire_exec(token_);
   }
 
+  // The reply of a run, once it has ended and its output is read: the sandbox is removed first.
+  void finish_run(int64_t duration) {
+    Result<void> removed = remove_run_sandbox();
+    if (!removed.ok()) {
+      log_warn("sandbox={}: remove after its run: {}", sandbox_id_, removed.error().message());
+    }
+    if (!result_.is_object()) {
+      call_->fail(error_.message().empty() ? make_error("the run ended without a result") : error_);
+    } else if (cancelled_) {
+      call_->fail(make_error("cancelled: the client went away, and the sandbox was killed"));
+    } else {
+      json out = result_;
+      out["id"] = sandbox_id_;
+      out["duration_ms"] = duration;
+      out["stdout_bytes"] = stdout_bytes_;
+      out["stderr_bytes"] = stderr_bytes_;
+      out["truncated"] = truncated_;
+      out["removed"] = removed.ok();
+      if (!stream_) {
+        out["stdout_b64"] = api::base64_encode(out_buf_);
+        out["stderr_b64"] = api::base64_encode(err_buf_);
+      }
+      call_->reply(out);
+    }
+    d_.retire_exec(token_);
+  }
+
   Daemon& d_;
   CallPtr call_;
   uint64_t token_;
@@ -434,6 +577,8 @@ class ExecSession {
   UvHandle<uv_pipe_t> stdin_;
   std::string stdin_data_;
   UvHandle<uv_timer_t> drain_timer_;
+  UvHandle<uv_timer_t> timeout_timer_;  // a run's timeout
+  bool run_ = false, timed_out_ = false, cancelled_ = false, launch_failed_ = false;
   std::string control_buf_;
   std::string out_buf_, err_buf_;
   uint64_t stdout_bytes_ = 0, stderr_bytes_ = 0, forwarded_ = 0;
@@ -442,6 +587,45 @@ class ExecSession {
   Error error_;
   uint64_t close_token_ = 0, drain_token_ = 0;
 };
+
+namespace {
+
+// What sandbox.exec and sandbox.run take alike about the process's input, output and time.
+struct ExecIo {
+  uint64_t output_limit = 0;
+  bool stream = true;
+  double timeout_s = 0;
+  std::string stdin_data;
+};
+
+Result<ExecIo> exec_io_params(const json& p, const DaemonConfig& config) {
+  ExecIo io;
+  io.output_limit = config.exec_output_limit;
+  if (p.contains("output_limit")) {
+    SBX_ASSIGN(io.output_limit, api::size_param(p["output_limit"], "output_limit"));
+    if (io.output_limit > config.max_exec_output_limit) {
+      return api::api_error(api::kLimitExceeded, "output_limit {} is above the daemon's maximum of {} "
+                            "(max_exec_output_limit)", io.output_limit, config.max_exec_output_limit);
+    }
+  }
+  io.timeout_s = p.value("timeout", 0.0);
+  constexpr double kMaxTimeout = 365.0 * 24 * 3600;
+  if (!(io.timeout_s >= 0 && io.timeout_s <= kMaxTimeout)) {
+    return api::param_error("timeout", fmt::format("must be between 0 (none) and {} seconds",
+                                                   static_cast<int64_t>(kMaxTimeout)));
+  }
+  if (p.contains("stdin_b64")) {
+    auto d = api::base64_decode(p["stdin_b64"].get<std::string>());
+    if (!d.ok()) {
+      return api::param_error("stdin_b64", d.error().message());
+    }
+    io.stdin_data = std::move(*d);
+  }
+  io.stream = p.value("stream", true);
+  return io;
+}
+
+}  // namespace
 
 void Daemon::retire_exec(uint64_t token) {
   auto it = execs_.find(token);
@@ -480,31 +664,9 @@ void Daemon::sandbox_exec(CallPtr call) {
   if (p["argv"].empty()) {
     return call->fail(api::param_error("argv", "must not be empty"));
   }
-  uint64_t limit = config_.exec_output_limit;
-  if (p.contains("output_limit")) {
-    auto l = api::size_param(p["output_limit"], "output_limit");
-    if (!l.ok()) {
-      return call->fail(l.error());
-    }
-    if (*l > config_.max_exec_output_limit) {
-      return call->fail(api::api_error(api::kLimitExceeded, "output_limit {} is above the daemon's maximum of {} "
-                                       "(max_exec_output_limit)", *l, config_.max_exec_output_limit));
-    }
-    limit = *l;
-  }
-  double timeout = p.value("timeout", 0.0);
-  constexpr double kMaxTimeout = 365.0 * 24 * 3600;
-  if (!(timeout >= 0 && timeout <= kMaxTimeout)) {
-    return call->fail(api::param_error("timeout", fmt::format("must be between 0 (none) and {} seconds",
-                                                              static_cast<int64_t>(kMaxTimeout))));
-  }
-  std::string stdin_data;
-  if (p.contains("stdin_b64")) {
-    auto d = api::base64_decode(p["stdin_b64"].get<std::string>());
-    if (!d.ok()) {
-      return call->fail(api::param_error("stdin_b64", d.error().message()));
-    }
-    stdin_data = std::move(*d);
+  auto io = exec_io_params(p, config_);
+  if (!io.ok()) {
+    return call->fail(io.error());
   }
   json process = {{"argv", p["argv"]}, {"env", env}, {"cwd", cwd}, {"uid", user.uid}, {"gid", user.gid},
                   {"groups", json::array()}};
@@ -512,11 +674,51 @@ void Daemon::sandbox_exec(CallPtr call) {
   auto session = std::make_shared<ExecSession>(*this, call, token, e);
   ExecSession* raw = session.get();
   execs_[token] = std::move(session);
-  if (auto r = raw->begin(process, limit, p.value("stream", true), timeout, stdin_data); !r.ok()) {
+  if (auto r = raw->begin(process, io->output_limit, io->stream, io->timeout_s, io->stdin_data); !r.ok()) {
     graveyard_.push_back(std::move(execs_[token]));
     execs_.erase(token);
     call->fail(std::move(r).error().context(fmt::format("exec in sandbox '{}'", e.row.id)));
   }
+}
+
+void Daemon::sandbox_run(CallPtr call) {
+  const json& p = call->params();
+  if (static_cast<int64_t>(execs_.size()) >= config_.max_concurrent_execs) {
+    return call->fail(api::api_error(api::kLimitExceeded, "{} execs are running already (max_concurrent_execs)",
+                                     execs_.size()));
+  }
+  auto io = exec_io_params(p, config_);
+  if (!io.ok()) {
+    return call->fail(io.error());
+  }
+  // The rest is sandbox.create's; argv is the main command exactly (no entrypoint, no cmd of the image's).
+  json create = p;
+  for (const char* key : {"stdin_b64", "timeout", "output_limit", "stream", "argv"}) {
+    create.erase(key);
+  }
+  if (p.contains("argv")) {
+    if (p["argv"].empty()) {
+      return call->fail(api::param_error("argv", "must not be empty"));
+    }
+    if (p.contains("cmd") || p.contains("entrypoint")) {
+      return call->fail(api::param_error("argv", "argv is the whole command: give it, or cmd and entrypoint"));
+    }
+    create["entrypoint"] = p["argv"];
+  }
+  auto admitted = admit_sandbox(call->caller(), create);
+  if (!admitted.ok()) {
+    return call->fail(admitted.error());
+  }
+  SandboxEntry& e = **admitted;
+  if (!e.row.spec["cmd"].is_array()) {
+    forget_sandbox(e.row.id);
+    return call->fail(api::param_error("argv", "sandbox.run needs a command: argv, cmd, or an image with an "
+                                               "entrypoint or cmd"));
+  }
+  uint64_t token = next_session_++;
+  auto session = std::make_shared<ExecSession>(*this, call, token, e);
+  execs_[token] = session;
+  session->begin_run(io->output_limit, io->stream, io->timeout_s, io->stdin_data);
 }
 
 }  // namespace sbx::daemon

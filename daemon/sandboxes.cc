@@ -34,6 +34,7 @@ struct ExitRecord {
   std::optional<int> exit_code;
   std::optional<int> signal;
   bool oom_killed = false;
+  json usage = json::object();  // cpu_user_us, cpu_system_us, peak_rss_bytes of the main command, when recorded
 };
 
 std::optional<ExitRecord> read_exit_file(const std::string& path) {
@@ -53,6 +54,11 @@ std::optional<ExitRecord> read_exit_file(const std::string& path) {
     r.signal = j["signal"].get<int>();
   }
   r.oom_killed = j.value("oom_killed", false);
+  for (const char* key : {"cpu_user_us", "cpu_system_us", "peak_rss_bytes"}) {
+    if (j.contains(key) && j[key].is_number_unsigned()) {
+      r.usage[key] = j[key];
+    }
+  }
   return r;
 }
 
@@ -78,8 +84,8 @@ class Launch {
   // begin() failed: clean up and report through `done`.
   void abort(Error error) { fail(std::move(error)); }
 
-  Result<void> begin(const json& spec) {
-    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_sandbox_monitor(spec));
+  Result<void> begin(const json& spec, const std::vector<int>& fds) {
+    SBX_ASSIGN(Daemon::MonitorChild m, d_.start_sandbox_monitor(spec, fds));
     Fd ours = std::move(m.socket);
     pid_ = m.child.pid;
     SBX_ASSIGN(watch_, ProcessWatch::start(d_.loop(), m.child.pid, std::move(m.child.pidfd),
@@ -232,24 +238,29 @@ void Daemon::reap_later(std::unique_ptr<ProcessWatch> watch) {
   reaping_[raw] = std::move(watch);
 }
 
-void Daemon::launch(SandboxEntry& e, std::function<void(Result<void>)> done) {
+void Daemon::launch(SandboxEntry& e, std::function<void(Result<void>)> done, const MainStdio& stdio) {
   auto plan = build_plan(e.row.id, e.row.spec, config_);
   if (!plan.ok()) {
     done(plan.error());
     return;
   }
-  // A fresh run: the previous run's log and exit record go.
+  // A fresh run: the previous run's log, exit record and usage go.
+  e.last_usage = json::object();
   (void)::unlink(exit_path(e.row.id).c_str());
   (void)::unlink(log_path(e.row.id).c_str());
   (void)::unlink((log_path(e.row.id) + ".1").c_str());
   json spec = {{"runtime", runtime_spec()},
                {"plan", rt::plan_to_json(*plan)},
-               {"log_path", log_path(e.row.id)},
-               {"log_max_bytes", config_.log_max_bytes},
                {"exit_path", exit_path(e.row.id)},
                {"exec_socket", exec_socket_path(e.row.id)}};
+  if (stdio.fds.empty()) {
+    spec["log_path"] = log_path(e.row.id);
+    spec["log_max_bytes"] = config_.log_max_bytes;
+  } else {
+    spec["stdio"] = stdio.names;  // sandbox.run: the main command writes to the caller's pipes, not to a log
+  }
   e.launch = std::make_shared<Launch>(*this, e.row.id, std::move(done));
-  if (auto r = e.launch->begin(spec); !r.ok()) {
+  if (auto r = e.launch->begin(spec, stdio.fds); !r.ok()) {
     auto l = std::move(e.launch);
     (void)runtime_->destroy(e.row.id);
     l->abort(std::move(r).error());
@@ -266,6 +277,7 @@ void Daemon::on_run_end(const std::string& id, std::optional<int> monitor_status
   auto watch = std::move(e->monitor);  // fired: done with it (destroyed at the end of this function)
   if (auto rec = read_exit_file(exit_path(id))) {
     (void)::unlink(exit_path(id).c_str());
+    e->last_usage = rec->usage;
     finish_run(*e, rec->exit_code, rec->signal, rec->oom_killed, "");
     return;
   }
@@ -427,68 +439,66 @@ Result<json> Daemon::normalize_create_call(const json& p, const CreatePolicy& po
   return spec;
 }
 
-void Daemon::sandbox_create(CallPtr call) {
-  const Caller& caller = call->caller();
-  const json& p = call->params();
+Result<SandboxEntry*> Daemon::admit_sandbox(const Caller& caller, const json& p) {
   if (p.contains("tenant") && caller.role == Role::kUser) {
-    return call->fail(api::api_error(api::kPermissionDenied, "uid {} may not act for a tenant", caller.uid));
+    return api::api_error(api::kPermissionDenied, "uid {} may not act for a tenant", caller.uid);
   }
-  if (auto r = check_quota(caller); !r.ok()) {
-    return call->fail(r.error());
-  }
+  SBX_TRY(check_quota(caller));
   CreatePolicy policy{caller.role == Role::kRoot};
-  auto spec = normalize_create_call(p, policy);
-  if (!spec.ok()) {
-    return call->fail(spec.error());
-  }
+  SBX_ASSIGN(json spec, normalize_create_call(p, policy));
   auto row = std::make_unique<SandboxEntry>();
   SandboxRow& r = row->row;
   r.id = new_id();
   r.name = p.value("name", r.id);
-  if (auto c = check_name(r.name, "name"); !c.ok()) {
-    return call->fail(c.error());
-  }
+  SBX_TRY(check_name(r.name, "name"));
   for (const auto& [id, e] : sandboxes_) {
     bool same_scope = e->row.owner_uid == caller.uid && e->row.tenant == caller.tenant;
     if (e->row.name == r.name && (same_scope || caller.role == Role::kRoot)) {
-      return call->fail(api::api_error(api::kConflict, "a sandbox named '{}' already exists ({})", r.name, id));
+      return api::api_error(api::kConflict, "a sandbox named '{}' already exists ({})", r.name, id);
     }
   }
   r.owner_uid = caller.uid;
   r.tenant = caller.tenant;
   r.state = "created";
-  r.spec = std::move(*spec);
+  r.spec = std::move(spec);
   if (r.spec.value("hostname", "").empty()) {
     r.spec["hostname"] = r.name;  // the sandbox's hostname defaults to its name
   }
   r.created_at = api::now_ms();
   int64_t ttl = r.spec.value("ttl", int64_t(0));
   r.expires_at = ttl > 0 ? r.created_at + ttl * 1000 : 0;
-  if (auto plan = build_plan(r.id, r.spec, config_); !plan.ok()) {  // an invalid request creates nothing
-    return call->fail(plan.error());
-  }
+  SBX_TRY(build_plan(r.id, r.spec, config_));  // an invalid request creates nothing
   const std::string id = r.id;
-  auto cleanup = [this, id] {
-    (void)remove_tree(sandbox_dir(id));
-    (void)store_->delete_sandbox(id);
-    sandboxes_.erase(id);
-  };
-  if (auto d = make_dirs(sandbox_dir(id), 0700); !d.ok()) {
-    return call->fail(d.error());
+  SBX_TRY(make_dirs(sandbox_dir(id), 0700));
+  if (auto saved = save(r); !saved.ok()) {
+    forget_sandbox(id);
+    return saved.error();
   }
-  if (auto s = save(r); !s.ok()) {
-    cleanup();
-    return call->fail(s.error());
-  }
-  SandboxEntry& e = *row;
+  SandboxEntry* e = row.get();
   sandboxes_[id] = std::move(row);
-  if (!p.value("start", true)) {
+  return e;
+}
+
+void Daemon::forget_sandbox(const std::string& id) {
+  (void)remove_tree(sandbox_dir(id));
+  (void)store_->delete_sandbox(id);
+  sandboxes_.erase(id);
+}
+
+void Daemon::sandbox_create(CallPtr call) {
+  auto admitted = admit_sandbox(call->caller(), call->params());
+  if (!admitted.ok()) {
+    return call->fail(admitted.error());
+  }
+  SandboxEntry& e = **admitted;
+  if (!call->params().value("start", true)) {
     emit("created", e.row);
     return call->reply(describe(e));
   }
-  launch(e, [this, call, id, cleanup](Result<void> r) {
+  const std::string id = e.row.id;
+  launch(e, [this, call, id](Result<void> r) {
     if (!r.ok()) {
-      cleanup();  // a failed create leaves nothing behind
+      forget_sandbox(id);  // a failed create leaves nothing behind
       return call->fail(r.error());
     }
     SandboxEntry* e = entry(id);

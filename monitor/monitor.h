@@ -85,6 +85,9 @@ struct SandboxSpec {
   uint64_t log_max_bytes = 1 << 20;
   std::string exit_path;
   std::string exec_socket;  // where to serve execs once the sandbox runs; empty: nowhere
+  // The main command's stdio fds that came with the spec (0 stdin, 1 stdout, 2 stderr, in the order they came):
+  // sandbox.run's pipes to sbxd. With them there is no log; a stdio not passed is /dev/null.
+  std::vector<int> stdio;
 };
 
 struct ExecSpec {

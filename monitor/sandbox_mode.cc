@@ -120,6 +120,11 @@ Result<void> write_exit_file(const std::string& path, const Result<rt::ExitStatu
   } else if (status.ok()) {
     exit["exit_code"] = status->code;
   }
+  if (status.ok() && status->usage) {
+    exit["cpu_user_us"] = status->usage->user_us;
+    exit["cpu_system_us"] = status->usage->system_us;
+    exit["peak_rss_bytes"] = status->usage->max_rss_bytes;
+  }
   const std::string tmp = path + ".tmp";
   SBX_TRY_CTX(create_file(tmp, exit.dump() + "\n", 0644), "write the exit file");
   if (::rename(tmp.c_str(), path.c_str()) < 0) {
@@ -193,8 +198,12 @@ Result<Prepared> prepare_spare(Channel& channel, bool* retired) {
   return p;
 }
 
-Result<Started> start(const json& raw, Prepared prepared) {
+Result<Started> start(const json& raw, Prepared prepared, std::vector<Fd> fds) {
   SBX_ASSIGN(SandboxSpec spec, parse_sandbox_spec(raw));
+  if (fds.size() != spec.stdio.size()) {
+    return Error(fmt::format("spec.stdio names {} fds, but {} came with the spec", spec.stdio.size(), fds.size()),
+                 EINVAL);
+  }
   Started s;
   s.exit_path = spec.exit_path;
   s.signal_fd = std::move(prepared.signal_fd);
@@ -207,7 +216,16 @@ Result<Started> start(const json& raw, Prepared prepared) {
     SBX_ASSIGN(s.runtime, rt::Runtime::open(spec.runtime));
   }
   std::optional<OutputPipe> pipe;
-  if (spec.plan.main) {
+  if (!spec.stdio.empty()) {
+    // sbxd's own pipes (sandbox.run): no log. Ours are closed once the sandbox holds them (the end of `start`), so
+    // that sbxd sees EOF when the sandbox's last writer is gone.
+    spec.plan.main->stdin_fd = spec.plan.main->stdout_fd = spec.plan.main->stderr_fd = -1;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      int* slot = spec.stdio[i] == 0 ? &spec.plan.main->stdin_fd
+                                     : spec.stdio[i] == 1 ? &spec.plan.main->stdout_fd : &spec.plan.main->stderr_fd;
+      *slot = fds[i].get();
+    }
+  } else if (spec.plan.main) {
     SBX_ASSIGN(LogFile log, LogFile::open(spec.log_path, spec.log_max_bytes));
     s.log = std::move(log);
     SBX_ASSIGN(pipe, make_output_pipe());
@@ -247,7 +265,8 @@ int run_sandbox(Channel& channel, bool spare) {
   if (spare && !raw.ok() && raw.error().sys_errno() == EPIPE) {
     return 0;  // retired after the prelude
   }
-  auto started = raw.ok() ? start(*raw, std::move(*prepared)) : Result<Started>(std::move(raw).error());
+  auto started =
+      raw.ok() ? start(*raw, std::move(*prepared), channel.take_fds()) : Result<Started>(std::move(raw).error());
   if (!started.ok() && spare && !raw.ok()) {
     // A spare that failed before its spec may never be asked again: sbxd's log gets the reason.
     std::fprintf(stderr, "sbx-monitor: spare: %s\n", started.error().message().c_str());

@@ -54,14 +54,48 @@ Result<rt::RuntimeConfig> runtime_of(const json& spec) {
 
 }  // namespace
 
+// `key`: an optional array of distinct stdio names ("stdin", "stdout", "stderr"), one for each fd that came with the
+// message, in order; returned as 0, 1, 2.
+Result<std::vector<int>> stdio_names(const json& message, const char* key, const char* what) {
+  std::vector<int> out;
+  auto names = message.find(key);
+  if (names == message.end()) {
+    return out;
+  }
+  if (!names->is_array() || names->size() > Channel::kMaxFds) {
+    return Error(fmt::format("{}.{}: expected an array of at most {} stdio names", what, key, Channel::kMaxFds),
+                 EINVAL);
+  }
+  for (size_t i = 0; i < names->size(); ++i) {
+    const json& name = (*names)[i];
+    static constexpr std::string_view kNames[] = {"stdin", "stdout", "stderr"};
+    auto it = name.is_string() ? std::find(std::begin(kNames), std::end(kNames), name.get<std::string>())
+                               : std::end(kNames);
+    if (it == std::end(kNames)) {
+      return Error(fmt::format("{}.{}[{}]: expected \"stdin\", \"stdout\" or \"stderr\", got {}", what, key, i,
+                               name.dump()), EINVAL);
+    }
+    int which = static_cast<int>(it - std::begin(kNames));
+    if (std::find(out.begin(), out.end(), which) != out.end()) {
+      return Error(fmt::format("{}.{}[{}]: {} is named twice", what, key, i, name.dump()), EINVAL);
+    }
+    out.push_back(which);
+  }
+  return out;
+}
+
 Result<SandboxSpec> parse_sandbox_spec(const json& spec) {
-  SBX_TRY(check_fields(spec, {"runtime", "plan", "log_path", "log_max_bytes", "exit_path", "exec_socket"}));
+  SBX_TRY(check_fields(spec, {"runtime", "plan", "log_path", "log_max_bytes", "exit_path", "exec_socket", "stdio"}));
   SandboxSpec out;
   SBX_ASSIGN(out.runtime, runtime_of(spec));
   SBX_ASSIGN(const json* plan, required(spec, "plan"));
   SBX_ASSIGN(out.plan, rt::plan_from_json(*plan, "spec.plan"));
   SBX_ASSIGN(out.exit_path, required_string(spec, "exit_path"));
-  if (out.plan.main) {
+  SBX_ASSIGN(out.stdio, stdio_names(spec, "stdio", "spec"));
+  if (!out.stdio.empty() && !out.plan.main) {
+    return Error("spec.stdio: only a sandbox with a main command takes stdio fds", EINVAL);
+  }
+  if (out.plan.main && out.stdio.empty()) {
     SBX_ASSIGN(out.log_path, required_string(spec, "log_path"));
   } else if (spec.contains("log_path") && spec["log_path"].is_string()) {
     out.log_path = spec["log_path"].get<std::string>();
@@ -98,28 +132,7 @@ Result<ExecRequest> parse_exec_request(const json& request) {
   SBX_ASSIGN(const json* process, required(request, "process"));
   SBX_ASSIGN(out.process, rt::process_from_json(*process, "request.process"));
   SBX_ASSIGN(out.timeout_ms, optional_u64(request, "timeout_ms", 0));
-  auto fds = request.find("fds");
-  if (fds == request.end()) {
-    return out;
-  }
-  if (!fds->is_array() || fds->size() > Channel::kMaxFds) {
-    return Error(fmt::format("request.fds: expected an array of at most {} stdio names", Channel::kMaxFds), EINVAL);
-  }
-  for (size_t i = 0; i < fds->size(); ++i) {
-    const json& name = (*fds)[i];
-    static constexpr std::string_view kNames[] = {"stdin", "stdout", "stderr"};
-    auto it = name.is_string() ? std::find(std::begin(kNames), std::end(kNames), name.get<std::string>())
-                               : std::end(kNames);
-    if (it == std::end(kNames)) {
-      return Error(fmt::format("request.fds[{}]: expected \"stdin\", \"stdout\" or \"stderr\", got {}", i,
-                               name.dump()), EINVAL);
-    }
-    int which = static_cast<int>(it - std::begin(kNames));
-    if (std::find(out.fds.begin(), out.fds.end(), which) != out.fds.end()) {
-      return Error(fmt::format("request.fds[{}]: {} is named twice", i, name.dump()), EINVAL);
-    }
-    out.fds.push_back(which);
-  }
+  SBX_ASSIGN(out.fds, stdio_names(request, "fds", "request"));
   return out;
 }
 

@@ -192,12 +192,19 @@ ctl rm -f kept >/dev/null
 "$ctl" --socket "$sock" run --rootfs "$rootfs" --name r2 -- sleep 60 &
 run_pid=$!
 i=0
-while [ "$(ctl --json execs | jget 'len(j["execs"]) and j["execs"][-1]["argv"][0]')" != sleep ] && [ $i -lt 100 ]; do
+# run is one sandbox.run: the sandbox is listed while the command runs, and no exec is recorded.
+while [ "$(ctl ls --json | jget 'len(j["sandboxes"]) and j["sandboxes"][0]["state"]')" != running ] && [ $i -lt 100 ]; do
   sleep 0.1; i=$((i + 1))
 done
+check "run: no exec is recorded" 0 "$(ctl --json execs r2 | jget 'len(j["execs"])')"
 kill -INT $run_pid
 wait $run_pid; rc=$?
 check "run: Ctrl-C exits 130" 130 "$rc"
+# The connection's end makes sbxd kill the sandbox and remove it once it has ended.
+i=0
+while [ -n "$(ctl ls -q)" ] && [ $i -lt 100 ]; do
+  sleep 0.1; i=$((i + 1))
+done
 check "run: and still removes the sandbox" "" "$(ctl ls -q)"
 
 # --- mounts, disk, ttl, seccomp ----------------------------------------------------------------------------------

@@ -411,8 +411,19 @@ api::CallError call_err(const std::string& method, json params) {
 
 ExecOutput run_exec(api::Client& c, const std::string& id, json params) {
   params["id"] = id;
+  return call_with_output(c, "sandbox.exec", std::move(params));
+}
+
+ExecOutput run_once(api::Client& c, json params) { return call_with_output(c, "sandbox.run", std::move(params)); }
+
+ExecOutput run_once(json params) {
+  auto c = connect();
+  return run_once(c, std::move(params));
+}
+
+ExecOutput call_with_output(api::Client& c, const std::string& call_method, json params) {
   ExecOutput out;
-  auto r = c.call("sandbox.exec", std::move(params), [&](const std::string& method, const json& p) {
+  auto r = c.call(call_method, std::move(params), [&](const std::string& method, const json& p) {
     if (method != "exec.output") {
       return;
     }

@@ -106,6 +106,11 @@ struct ExecOutput {
   int notifications = 0;
 };
 ExecOutput run_exec(api::Client& c, const std::string& id, json params);
+// One sandbox.run (`params` as they are: give rootfs or image), its output gathered likewise.
+ExecOutput run_once(api::Client& c, json params);
+ExecOutput run_once(json params);
+// `method` with exec.output notifications gathered.
+ExecOutput call_with_output(api::Client& c, const std::string& method, json params);
 ExecOutput run_exec(const std::string& id, json params);
 // sh -c `script` in the sandbox; REQUIREs that it ran; returns stdout.
 std::string sh(const std::string& id, const std::string& script);

@@ -322,6 +322,51 @@ def test_spare(workdir):
     check(usage.wait() == 2, "--spare is for sandbox mode only", usage.status)
 
 
+def test_sandbox_stdio(workdir):
+    """A spec with "stdio" and fds (sandbox.run): the main command writes to those fds, not to a log."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    spec = sandbox_spec("mon-stdio", shell("echo to-out; echo to-err >&2; exit 5"), workdir=workdir)
+    del spec["log_path"]
+    spec["stdio"] = ["stdout", "stderr"]
+    mon = Monitor("sandbox", None)
+    socket.send_fds(mon.sock, [(json.dumps(spec) + "\n").encode()], [out_w, err_w])
+    os.close(out_w)
+    os.close(err_w)
+    ok = mon.line()
+    check(ok is not None and ok.get("ok") is True, "a sandbox with stdio fds starts", ok)
+    check(read_all(out_r) == "to-out\n" and read_all(err_r) == "to-err\n",
+          "its main command writes to the fds that came with the spec (EOF once it is gone)")
+    os.close(out_r)
+    os.close(err_r)
+    check(mon.wait() == 0, "the stdio sandbox's monitor exits 0", mon.status)
+    check(not os.path.exists(f"{workdir}/mon-stdio.log"), "no log is written")
+    with open(f"{workdir}/mon-stdio.exit.json") as f:
+        exit_info = json.load(f)
+    check(exit_info["exit_code"] == 5 and "cpu_user_us" in exit_info and exit_info["peak_rss_bytes"] > 0,
+          "the exit file has the status and what the command used", exit_info)
+
+    r, w = os.pipe()
+    spec = sandbox_spec("mon-stdio2", shell("true"), workdir=workdir)
+    spec["stdio"] = ["stdout", "stderr"]
+    mon = Monitor("sandbox", None)
+    socket.send_fds(mon.sock, [(json.dumps(spec) + "\n").encode()], [w])
+    os.close(w)
+    os.close(r)
+    reply = mon.line()
+    check(reply is not None and reply.get("ok") is False and "spec.stdio names 2 fds, but 1 came" in
+          reply["error"]["message"], "stdio names must match the fds that came", reply)
+    check(mon.wait() == 1 and not os.path.exists(f"{RUN_ROOT}/mon-stdio2"), "and nothing is made", mon.status)
+
+    spec = sandbox_spec("mon-stdio3", workdir=workdir)
+    spec["stdio"] = ["stdout"]
+    mon = Monitor("sandbox", spec)
+    reply = mon.line()
+    check(reply is not None and reply.get("ok") is False and "only a sandbox with a main command" in
+          reply["error"]["message"], "stdio without a main command is refused", reply)
+    check(mon.wait() == 1, "a refused stdio spec exits 1", mon.status)
+
+
 def wait_for(cond, timeout=15):
     deadline = time.monotonic() + timeout
     while not cond():
@@ -539,7 +584,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="sbx-monitor-test-")
     try:
         for test in (test_sandbox_log_and_exit, test_sandbox_log_rotation, test_sandbox_create_error, test_spare,
-                     test_exec_mode):
+                     test_sandbox_stdio, test_exec_mode):
             try:
                 test(workdir)
             except Exception as e:  # a crash of one test is a failure, the others still run

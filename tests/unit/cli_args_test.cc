@@ -214,6 +214,33 @@ TEST_CASE("run's sandbox idles when it comes from an image or environment; --ent
   CHECK(run_argv(o).empty());
 }
 
+TEST_CASE("run without --keep is one sandbox.run: the sandbox's params, argv, and the exec options' I/O") {
+  CreateOptions o;
+  o.image = "python";
+  o.entrypoint = "python3";
+  o.command = {"-c", "print(1)"};
+  o.env = {"A=1"};
+  o.cwd = "/work";
+  ExecOptions e;
+  e.timeout = "1.5";
+  e.output_limit = "1K";
+  e.stream = false;
+  json p = *run_params(o, e, "/", fake_env());
+  CHECK(p == json{{"image", "python"},
+                  {"env", {"A=1"}},
+                  {"cwd", "/work"},
+                  {"argv", {"python3", "-c", "print(1)"}},
+                  {"timeout", 1.5},
+                  {"output_limit", 1024},
+                  {"stream", false}});
+  o.command.clear();
+  o.entrypoint.reset();
+  CHECK_FALSE(run_params(o, e, "/", fake_env()).ok());  // no command
+  e.timeout = "soon";
+  o.command = {"true"};
+  CHECK(run_params(o, e, "/", fake_env()).error().message().starts_with("--timeout"));
+}
+
 TEST_CASE("exec options translate to sandbox.exec params") {
   ExecOptions e;
   CHECK(*exec_params("box", {"ls", "-l"}, e, fake_env()) == json{{"id", "box"}, {"argv", {"ls", "-l"}}});
