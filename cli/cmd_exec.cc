@@ -113,45 +113,28 @@ Result<void> add_input(json& params, bool read_input, bool json_mode) {
   return ok();
 }
 
+// sandbox.exec or sandbox.run with `params` (stdin added with -i), output streamed; returns the exit status.
+int call_streamed(const Globals& g, Result<json> params, bool read_input, const char* method) {
+  if (!params.ok()) {
+    return fail(params.error());
+  }
+  if (auto in = add_input(*params, read_input, g.json); !in.ok()) {
+    return fail(in.error());
+  }
+  auto client = connect(g);
+  if (!client.ok()) {
+    return fail(client.error());
+  }
+  catch_signals();
+  return stream_exec(*client, std::move(*params), g.json, method);
+}
+
 }  // namespace
 
 int cmd_exec(const Globals& g, const std::string& id, const std::vector<std::string>& argv, const ExecOptions& e,
              bool read_input) {
-  auto params = exec_params(id, argv, e, process_env());
-  if (!params.ok()) {
-    return fail(params.error());
-  }
-  if (auto in = add_input(*params, read_input, g.json); !in.ok()) {
-    return fail(in.error());
-  }
-  auto client = connect(g);
-  if (!client.ok()) {
-    return fail(client.error());
-  }
-  catch_signals();
-  return stream_exec(*client, std::move(*params), g.json);
+  return call_streamed(g, exec_params(id, argv, e, process_env()), read_input, "sandbox.exec");
 }
-
-namespace {
-
-// `run` without --keep: one sandbox.run, whose sandbox is the command's and goes with it.
-int run_once(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool read_input) {
-  auto params = run_params(o, e, current_dir(), process_env());
-  if (!params.ok()) {
-    return fail(params.error());
-  }
-  if (auto in = add_input(*params, read_input, g.json); !in.ok()) {
-    return fail(in.error());
-  }
-  auto client = connect(g);
-  if (!client.ok()) {
-    return fail(client.error());
-  }
-  catch_signals();
-  return stream_exec(*client, std::move(*params), g.json, "sandbox.run");
-}
-
-}  // namespace
 
 // With --keep: an idle sandbox, the command as an exec in it, and the sandbox left running for more.
 int cmd_run(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool read_input, bool keep) {
@@ -161,7 +144,8 @@ int cmd_run(const Globals& g, const CreateOptions& o, const ExecOptions& e, bool
                 "COMMAND [ARG...]");
   }
   if (!keep) {
-    return run_once(g, o, e, read_input);
+    // One sandbox.run, whose sandbox is the command's and goes with it.
+    return call_streamed(g, run_params(o, e, current_dir(), process_env()), read_input, "sandbox.run");
   }
   auto create = create_params(o, current_dir(), process_env(), false);
   if (!create.ok()) {
