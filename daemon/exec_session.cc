@@ -113,7 +113,13 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
     start_ = uv_now(d_.loop());
     auto opened = open_run_streams(stdin_data);
     if (!opened.ok()) {
+      if (!launched_) {
+        d_.forget_sandbox(sandbox_id_);  // never started: no events, nothing to destroy
+      }
       return fail_run(std::move(opened).error());
+    }
+    if (finished_) {
+      return;  // the launch failed at once, and the call has been answered
     }
     if (auto conn = call_->connection()) {
       close_token_ = conn->on_close([this] { cancel(); });
@@ -158,6 +164,7 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
       return make_error("sandbox '{}' is gone", sandbox_id_);
     }
     std::weak_ptr<ExecSession> weak = weak_from_this();
+    launched_ = true;  // from here on the launch's callback owns the sandbox's fate
     d_.launch(*e, [weak](Result<void> r) {
       if (auto self = weak.lock()) {
         self->on_launched(std::move(r));
@@ -578,7 +585,7 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
   std::string stdin_data_;
   UvHandle<uv_timer_t> drain_timer_;
   UvHandle<uv_timer_t> timeout_timer_;  // a run's timeout
-  bool run_ = false, timed_out_ = false, cancelled_ = false, launch_failed_ = false;
+  bool run_ = false, timed_out_ = false, cancelled_ = false, launched_ = false, launch_failed_ = false;
   std::string control_buf_;
   std::string out_buf_, err_buf_;
   uint64_t stdout_bytes_ = 0, stderr_bytes_ = 0, forwarded_ = 0;
