@@ -133,3 +133,13 @@ Error make_error(fmt::format_string<Args...> f, Args&&... args) {
   }                                      \
   decl = std::move(tmp).value()
 #define SBX_ASSIGN(decl, expr) SBX_ASSIGN_IMPL(SBX_CONCAT(sbx_assign_r_, __LINE__), decl, expr)
+
+// SBX_ASSIGN_CTX(x, expr, "fmt", args...): as SBX_ASSIGN, prepending context to the error.
+#define SBX_ASSIGN_CTX_IMPL(tmp, decl, expr, ...)                    \
+  auto tmp = (expr);                                                 \
+  if (!tmp.ok()) {                                                   \
+    return std::move(tmp).error().context(fmt::format(__VA_ARGS__)); \
+  }                                                                  \
+  decl = std::move(tmp).value()
+#define SBX_ASSIGN_CTX(decl, expr, ...) \
+  SBX_ASSIGN_CTX_IMPL(SBX_CONCAT(sbx_assign_r_, __LINE__), decl, expr, __VA_ARGS__)

@@ -20,6 +20,9 @@ const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc
 
 constexpr size_t kMaxIdLength = 64;
 constexpr size_t kMaxHostname = 64;
+constexpr size_t kMaxIfname = 15;  // IFNAMSIZ - 1
+constexpr uint32_t kMinMtu = 576;   // what IPv4 requires every link to carry
+constexpr uint32_t kMaxMtu = 65535;
 constexpr uint64_t kMinTmpfs = 1 << 20;
 
 bool is_id_char(char c) {
@@ -179,6 +182,31 @@ Result<void> validate_plan(const Plan& plan) {
   }
   if (plan.main) {
     SBX_TRY(validate_process(*plan.main, "main"));
+  }
+  if (plan.network) {
+    SBX_TRY(validate_network(*plan.network));
+  }
+  return ok();
+}
+
+Result<void> validate_network(const NetworkPlan& net) {
+  for (const auto& [field, name] : {std::pair{"network.host_ifname", &net.host_ifname}, {"network.bridge", &net.bridge}}) {
+    if (name->empty() || name->size() > kMaxIfname || name->find_first_of("/: \t\n") != std::string::npos ||
+        *name == "." || *name == "..") {
+      return make_error("{}: '{}' is not an interface name (1 to {} bytes, no '/', ':' or spaces)", field, *name,
+                        kMaxIfname);
+    }
+  }
+  const Ipv4Net& a = net.address;
+  if (a.prefix < 1 || a.prefix > 30 || a.address == a.first() || a.address == a.last()) {
+    return make_error("network.address: {} is not a host address in a /1 to /30 network", format_ipv4_net(a));
+  }
+  if (!a.contains(net.gateway) || net.gateway == a.address || net.gateway == a.first() || net.gateway == a.last()) {
+    return make_error("network.gateway: {} is not another host address of {}", format_ipv4(net.gateway),
+                      format_ipv4_net({a.first(), a.prefix}));
+  }
+  if (net.mtu < kMinMtu || net.mtu > kMaxMtu) {
+    return make_error("network.mtu: {} is outside {}..{}", net.mtu, kMinMtu, kMaxMtu);
   }
   return ok();
 }

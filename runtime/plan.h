@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/ipv4.h"
 #include "runtime/cgroup.h"
 
 namespace sbx::rt {
@@ -54,6 +55,17 @@ struct SecurityPlan {
   Rlimits rlimits;
 };
 
+// A sandbox's network beyond loopback: a veth pair whose host end joins a bridge the daemon made, and whose other
+// end is the sandbox's eth0 with `address`, a default route via `gateway` and `mtu`. What the sandbox may reach is
+// the firewall's business (the daemon's), not the plan's.
+struct NetworkPlan {
+  std::string host_ifname;  // the veth's host end, up to 15 bytes: named by the daemon, unique among live sandboxes
+  std::string bridge;       // an existing bridge
+  Ipv4Net address;          // eth0's address and the subnet's prefix: 10.66.0.5/16
+  uint32_t gateway = 0;     // host byte order: the bridge's address
+  uint32_t mtu = 1500;
+};
+
 struct Plan {
   std::string id;  // [a-z0-9][a-z0-9_.-]{0,63}; names the run dir and the cgroup
   std::string hostname;
@@ -66,6 +78,7 @@ struct Plan {
   CgroupLimits limits;
   SecurityPlan security;
   std::optional<ProcessSpec> main;  // run by init as its child; none: init idles until stopped
+  std::optional<NetworkPlan> network;  // none: the sandbox's own network namespace has only lo
 };
 
 // A Plan with the masked and read-only paths every sandbox gets (those of runc/crun) and the given id and rootfs.
@@ -77,5 +90,6 @@ Plan default_plan(std::string id, std::vector<std::string> lower_dirs);
 Result<void> validate_plan(const Plan& plan);
 Result<void> validate_process(const ProcessSpec& proc, std::string_view field);
 Result<void> validate_id(std::string_view id);
+Result<void> validate_network(const NetworkPlan& net);
 
 }  // namespace sbx::rt

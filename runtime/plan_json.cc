@@ -107,6 +107,7 @@ Result<void> read_value(const json& j, const std::string& field, Rlimits& out);
 Result<void> read_value(const json& j, const std::string& field, SecurityPlan& out);
 Result<void> read_value(const json& j, const std::string& field, ProcessSpec& out);
 Result<void> read_value(const json& j, const std::string& field, CgroupConfig& out);
+Result<void> read_value(const json& j, const std::string& field, NetworkPlan& out);
 
 template <typename T>
 Result<void> read_value(const json& j, const std::string& field, std::optional<T>& out) {
@@ -246,10 +247,36 @@ Result<void> read_value(const json& j, const std::string& field, CgroupConfig& o
   return r.get("self_cgroup_file", out.self_cgroup_file);
 }
 
+// Addresses are dotted text: "10.66.0.5/16" (with the subnet's prefix), "10.66.0.1".
+Result<void> read_value(const json& j, const std::string& field, NetworkPlan& out) {
+  ObjectReader r(j, field);
+  SBX_TRY(r.check({"host_ifname", "bridge", "address", "gateway", "mtu"}));
+  SBX_TRY(r.get("host_ifname", out.host_ifname));
+  SBX_TRY(r.get("bridge", out.bridge));
+  std::string address;
+  std::string gateway;
+  SBX_TRY(r.get("address", address));
+  SBX_TRY(r.get("gateway", gateway));
+  SBX_ASSIGN_CTX(out.address, parse_ipv4_net(address, false), "{}", r.at("address"));
+  SBX_ASSIGN_CTX(out.gateway, parse_ipv4(gateway), "{}", r.at("gateway"));
+  return r.get("mtu", out.mtu);
+}
+
+json network_to_json(const std::optional<NetworkPlan>& net) {
+  if (!net) {
+    return nullptr;
+  }
+  return {{"host_ifname", net->host_ifname},
+          {"bridge", net->bridge},
+          {"address", format_ipv4_net(net->address)},
+          {"gateway", format_ipv4(net->gateway)},
+          {"mtu", net->mtu}};
+}
+
 Result<void> read_value(const json& j, const std::string& field, Plan& out) {
   ObjectReader r(j, field);
   SBX_TRY(r.check({"id", "hostname", "root", "mounts", "dev_shm_size", "tmp_size", "masked_paths", "readonly_paths",
-                   "limits", "security", "main"}));
+                   "limits", "security", "main", "network"}));
   SBX_TRY(r.get("id", out.id));
   SBX_TRY(r.get("hostname", out.hostname));
   SBX_TRY(r.get("root", out.root));
@@ -260,6 +287,7 @@ Result<void> read_value(const json& j, const std::string& field, Plan& out) {
   SBX_TRY(r.get("readonly_paths", out.readonly_paths));
   SBX_TRY(r.get("limits", out.limits));
   SBX_TRY(r.get("security", out.security));
+  SBX_TRY(r.get("network", out.network));
   return r.get("main", out.main);
 }
 
@@ -344,7 +372,8 @@ json plan_to_json(const Plan& plan) {
           {"readonly_paths", plan.readonly_paths},
           {"limits", limits_to_json(plan.limits)},
           {"security", security_to_json(plan.security)},
-          {"main", plan.main ? process_to_json(*plan.main) : json(nullptr)}};
+          {"main", plan.main ? process_to_json(*plan.main) : json(nullptr)},
+          {"network", network_to_json(plan.network)}};
 }
 
 Result<Plan> plan_from_json(const json& j, std::string_view field) { return from_json<Plan>(j, field); }

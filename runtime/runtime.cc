@@ -20,6 +20,8 @@
 #include "runtime/exec.h"
 #include "runtime/mount.h"
 #include "runtime/namespaces.h"
+#include "runtime/net_link.h"
+#include "runtime/net_sandbox.h"
 #include "runtime/spawn.h"
 #include "runtime/state.h"
 
@@ -86,6 +88,11 @@ struct CreateChildArgs {
   if (int err = bring_up_loopback()) {
     fail_child_errno(sync_fd, err, "bring up lo");
   }
+  if (a.plan->network) {
+    if (int err = configure_sandbox_eth0(*a.plan->network)) {
+      fail_child_errno(sync_fd, err, "configure eth0");
+    }
+  }
   static const ProcessSpec kIdle;
   FinalExec fx;
   fx.proc = a.plan->main ? &*a.plan->main : &kIdle;
@@ -142,6 +149,28 @@ Result<std::shared_ptr<const SeccompFilter>> load_exec_filter(SeccompCache& cach
     return stored;
   }
   return cache.load(sec.seccomp_profile, sec.keep_caps);
+}
+
+// The veth, named in the run dir first: a destroy after a crash at any point finds it.
+Result<void> create_network(const NetworkPlan& net, const SandboxPaths& paths, pid_t pid) {
+  SBX_TRY(create_file(paths.netdev, net.host_ifname + "\n", 0600));
+  return create_sandbox_veth(net, pid);
+}
+
+// The veth's host end named in the run dir, if any.
+Result<std::optional<std::string>> read_netdev(const SandboxPaths& paths) {
+  auto text = read_file(paths.netdev);
+  if (!text.ok()) {
+    if (text.error().sys_errno() == ENOENT) {
+      return std::optional<std::string>();
+    }
+    return text.error();
+  }
+  std::string name = *text;
+  while (!name.empty() && name.back() == '\n') {
+    name.pop_back();
+  }
+  return std::optional<std::string>(name);
 }
 
 constexpr std::string_view kExecCgroupPrefix = "exec-";
@@ -258,6 +287,9 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   if (cgroup->clone_into_fd() < 0) {
     SBX_TRY_CTX(cgroup->add_process(pid), "{}", ctx());
   }
+  if (plan.network) {
+    SBX_TRY_CTX(create_network(*plan.network, paths, pid), "{}", ctx());
+  }
   SBX_TRY_CTX(send_go(sync.parent.get()), "{}", ctx());
   SBX_TRY_CTX(read_child_reports(sync.parent.get(), nullptr, config_.setup_timeout_ms), "{}", ctx());
 
@@ -354,6 +386,10 @@ Result<void> Runtime::destroy(const std::string& id) {
   auto ctx = [&id] { return fmt::format("destroy sandbox '{}'", id); };
   SBX_TRY_CTX(validate_id(id), "{}", ctx());
   SandboxPaths paths(sandbox_dir(id));
+  SBX_ASSIGN_CTX(auto netdev, read_netdev(paths), "{}", ctx());
+  if (netdev) {
+    SBX_TRY_CTX(delete_link(*netdev), "{}", ctx());
+  }
   kill_init(paths.state);
   SBX_TRY_CTX(cgroups_->attach(id)->remove(), "{}", ctx());
   SBX_TRY_CTX(remove_tree(paths.dir), "{}", ctx());
@@ -372,6 +408,17 @@ Result<CgroupStats> Runtime::stats(const std::string& id) const {
 Result<uint64_t> Runtime::oom_kills(const std::string& id) const {
   SBX_TRY_CTX(validate_id(id), "OOM kills of sandbox '{}'", id);
   return cgroups_->attach(id)->oom_kills();
+}
+
+Result<std::optional<LinkCounters>> Runtime::net_counters(const std::string& id) const {
+  auto ctx = [&id] { return fmt::format("network counters of sandbox '{}'", id); };
+  SBX_TRY_CTX(validate_id(id), "{}", ctx());
+  SBX_ASSIGN_CTX(auto netdev, read_netdev(SandboxPaths(sandbox_dir(id))), "{}", ctx());
+  if (!netdev) {
+    return std::optional<LinkCounters>();
+  }
+  SBX_ASSIGN_CTX(LinkCounters c, link_counters(*netdev), "{}", ctx());
+  return std::optional<LinkCounters>(c);
 }
 
 Result<std::vector<std::string>> Runtime::list() const {

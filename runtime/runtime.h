@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "runtime/cgroup.h"
+#include "runtime/net_link.h"
 #include "runtime/plan.h"
 #include "runtime/seccomp.h"
 #include "runtime/state.h"
@@ -183,6 +184,8 @@ class Runtime {
   Result<CgroupStats> stats(const std::string& id) const;
   // How many processes of the sandbox the kernel's OOM killer has killed (stats().oom_kills, cheaper).
   Result<uint64_t> oom_kills(const std::string& id) const;
+  // The sandbox's traffic, from the host end of its veth (rx: what the sandbox sent); none without a network.
+  Result<std::optional<LinkCounters>> net_counters(const std::string& id) const;
   // Ids of sandboxes with a run dir or a cgroup.
   Result<std::vector<std::string>> list() const;
 

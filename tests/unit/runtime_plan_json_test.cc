@@ -38,6 +38,7 @@ Plan full_plan() {
   main.gid = 1001;
   main.groups = {10, 4294967295u};
   p.main = main;
+  p.network = NetworkPlan{"sbxv0a420005", "sbx0", *parse_ipv4_net("10.66.0.5/16", false), 0x0a420001, 1400};
   return p;
 }
 
@@ -74,6 +75,16 @@ TEST_CASE("a plan with every field set survives the round trip through text") {
   CHECK(back->main->cwd == "/srv");
   CHECK(back->main->stdout_fd == -1);
   CHECK(back->masked_paths == p.masked_paths);
+  REQUIRE(back->network.has_value());
+  CHECK(back->network->address == Ipv4Net{0x0a420005, 16});
+  CHECK(back->network->gateway == 0x0a420001u);
+  CHECK(plan_to_json(*back)["network"]["address"] == "10.66.0.5/16");
+}
+
+TEST_CASE("a network's addresses must be dotted text") {
+  CHECK(plan_error(R"({"id": "a", "network": {"address": "10.66.0.5", "gateway": "10.66.0.256"}})")
+            .find("plan.network.gateway") != std::string::npos);
+  CHECK(plan_error(R"({"id": "a", "network": {"address": 5}})").find("plan.network.address") != std::string::npos);
 }
 
 TEST_CASE("missing fields keep the defaults and a null main means none") {

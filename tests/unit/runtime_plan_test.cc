@@ -52,6 +52,26 @@ TEST_CASE("ids are short, lowercase and safe as path components") {
   CHECK_FALSE(validate_id(std::string(65, 'a')).ok());
 }
 
+TEST_CASE("a network must name its links and put its address and gateway in one subnet") {
+  Plan p = valid_plan();
+  p.network = NetworkPlan{"sbxv1", "sbx0", *parse_ipv4_net("10.66.0.5/16", false), *parse_ipv4("10.66.0.1"), 1500};
+  CHECK(validate_plan(p).ok());
+  auto bad = [&](auto change, const char* field) {
+    Plan q = p;
+    change(*q.network);
+    check_rejected(q, field);
+  };
+  bad([](NetworkPlan& n) { n.host_ifname = "a-name-longer-than-15"; }, "network.host_ifname");
+  bad([](NetworkPlan& n) { n.bridge = ""; }, "network.bridge");
+  bad([](NetworkPlan& n) { n.bridge = "a/b"; }, "network.bridge");
+  bad([](NetworkPlan& n) { n.address = *parse_ipv4_net("10.66.0.0/16", false); }, "network.address");
+  bad([](NetworkPlan& n) { n.address = *parse_ipv4_net("10.66.255.255/16", false); }, "network.address");
+  bad([](NetworkPlan& n) { n.address.prefix = 32; }, "network.address");
+  bad([](NetworkPlan& n) { n.gateway = *parse_ipv4("10.67.0.1"); }, "network.gateway");
+  bad([](NetworkPlan& n) { n.gateway = n.address.address; }, "network.gateway");
+  bad([](NetworkPlan& n) { n.mtu = 100; }, "network.mtu");
+}
+
 TEST_CASE("each invalid field is named in the error") {
   Plan p = valid_plan();
   p.root.lower_dirs.clear();

@@ -1,0 +1,228 @@
+// Bridge networking at the runtime level: the veth pair, eth0 inside, counters, cleanup, and the nftables table.
+// Everything happens in a network namespace of this test process's own (entered once), never on the host's.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+
+#include "base/fd.h"
+#include "runtime/firewall.h"
+#include "runtime/namespaces.h"
+#include "runtime/net_link.h"
+#include "tests/priv/fixture.h"
+
+using namespace sbx;
+using namespace sbx::test;
+
+namespace {
+
+constexpr const char* kBridge = "sbxt0";
+const Ipv4Net kGateway = *parse_ipv4_net("10.99.0.1/24", false);
+
+// The test process's own network namespace, with the bridge; once per process.
+void enter_test_netns() {
+  static bool entered = false;
+  if (entered) {
+    return;
+  }
+  REQUIRE(::unshare(CLONE_NEWNET) == 0);
+  REQUIRE(rt::bring_up_loopback() == 0);
+  REQUIRE_OK(rt::ensure_bridge(kBridge, kGateway, 1500));
+  entered = true;
+}
+
+rt::NetworkPlan network(const std::string& ifname, const char* address) {
+  return {ifname, kBridge, *parse_ipv4_net(address, false), kGateway.address, 1500};
+}
+
+bool link_exists(const std::string& name) {
+  auto links = rt::list_links();
+  REQUIRE_OK(links);
+  for (const auto& l : *links) {
+    if (l.name == name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A one-line TCP server on the bridge's address, in a forked child (sandboxes are entered only from a
+// single-threaded process, so no thread): it accepts one connection, reads a line, hands it over a pipe and closes
+// the connection, which ends the client.
+class LineServer {
+ public:
+  LineServer() {
+    Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(kGateway.address);
+    REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    socklen_t len = sizeof sa;
+    REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+    port_ = ntohs(sa.sin_port);
+    REQUIRE(::listen(listener.get(), 1) == 0);
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+    Fd read_end(p[0]);
+    Fd write_end(p[1]);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      int conn = ::accept(listener.get(), nullptr, nullptr);
+      char c;
+      while (conn >= 0 && ::read(conn, &c, 1) == 1 && ::write(write_end.get(), &c, 1) == 1 && c != '\n') {
+      }
+      ::_exit(0);
+    }
+    pipe_ = std::move(read_end);
+  }
+  ~LineServer() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  uint16_t port() const { return port_; }
+  std::string received() {
+    ::waitpid(pid_, nullptr, 0);
+    std::string out;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(pipe_.get(), buf, sizeof buf)) > 0) {
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  Fd pipe_;
+  uint16_t port_ = 0;
+};
+
+std::string command_output(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
+    out.append(buf.data(), n);
+  }
+  ::pclose(p);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("network") {
+
+TEST_CASE("a bridge-mode sandbox has eth0 with its address and a default route, and reaches the gateway") {
+  enter_test_netns();
+  auto& env = TestEnv::get();
+  auto plan = env.plan(env.unique_id("net"));
+  plan.network = network("sbxvtest01", "10.99.0.2/24");
+  std::string host_end;
+  {
+    SandboxGuard g(env.runtime(), plan);
+    auto out = exec_capture(env.runtime(), g.id(),
+                            shell("ls /sys/class/net; cat /sys/class/net/eth0/mtu; ip -4 addr show dev eth0 | "
+                                  "grep -o 'inet [0-9./]*'; ip route | grep default"));
+    CHECK(out.status.code == 0);
+    CHECK(out.out == "eth0\nlo\n1500\ninet 10.99.0.2/24\ndefault via 10.99.0.1 dev eth0 \n");
+
+    LineServer server;
+    auto sent = exec_capture(env.runtime(), g.id(),
+                             shell("echo hello from the sandbox | nc 10.99.0.1 " + std::to_string(server.port())));
+    CHECK(sent.status.code == 0);
+    CHECK(server.received() == "hello from the sandbox\n");
+
+    auto counters = env.runtime().net_counters(g.id());
+    REQUIRE_OK(counters);
+    REQUIRE(counters->has_value());
+    CHECK((*counters)->rx_bytes > 23);  // the sandbox sent at least the line, plus headers
+    CHECK((*counters)->rx_packets >= 3);
+    CHECK((*counters)->tx_packets >= 2);
+    auto links = rt::list_links();
+    REQUIRE_OK(links);
+    for (const auto& l : *links) {
+      if (l.name == "sbxvtest01") {
+        host_end = l.name;
+        CHECK(l.kind == "veth");
+        CHECK(l.master == kBridge);
+      }
+    }
+  }
+  CHECK(host_end == "sbxvtest01");
+  CHECK_FALSE(link_exists("sbxvtest01"));
+}
+
+TEST_CASE("a sandbox without a network has no counters, and a failed create leaves no veth") {
+  enter_test_netns();
+  auto& env = TestEnv::get();
+  SandboxGuard g(env.runtime(), env.plan(env.unique_id("nonet")));
+  auto counters = env.runtime().net_counters(g.id());
+  REQUIRE_OK(counters);
+  CHECK_FALSE(counters->has_value());
+
+  auto plan = env.plan(env.unique_id("badnet"));
+  plan.network = network("sbxvtest02", "10.99.0.3/24");
+  plan.network->bridge = "sbxnobridge";  // no such bridge: the create fails after the clone
+  auto created = env.runtime().create(plan);
+  CHECK_FALSE(created.ok());
+  CHECK(created.error().message().find("sbxnobridge") != std::string::npos);
+  CHECK_FALSE(link_exists("sbxvtest02"));
+  CHECK_FALSE(path_exists(env.run_root() + "/" + plan.id));
+}
+
+TEST_CASE("the firewall table holds each sandbox's chain and map entries, and removing a sandbox removes them") {
+  enter_test_netns();
+  rt::FirewallConfig config;
+  config.table = "sbxtest";
+  config.bridge = kBridge;
+  config.subnet = {kGateway.first(), kGateway.prefix};
+  config.gateway = kGateway.address;
+  config.denied = rt::default_denied_networks();
+  rt::SandboxFirewall sb;
+  sb.key = "fw1";
+  sb.address = *parse_ipv4("10.99.0.7");
+  sb.allow_list = true;
+  sb.allow = {*parse_ipv4_net("198.51.100.0/24")};
+  sb.allow_ports = {443};
+  sb.block_ports = {25};
+  sb.ports = {{*parse_ipv4("127.0.0.1"), 18080, 80, IPPROTO_TCP}};
+  sb.bandwidth = 1 << 20;
+  REQUIRE_OK(rt::firewall_reset(config, {sb}));
+  std::string table = command_output("nft list table inet sbxtest 2>&1");
+  CHECK(table.find("chain sb-fw1") != std::string::npos);
+  CHECK(table.find("chain in-fw1") != std::string::npos);
+  CHECK(table.find("10.99.0.7 : jump sb-fw1") != std::string::npos);
+  CHECK(table.find("127.0.0.1 . 18080 : 10.99.0.7 . 80") != std::string::npos);
+  CHECK(table.find("ip daddr 169.254.0.0/16 drop") != std::string::npos);
+  CHECK(table.find("masquerade") != std::string::npos);
+
+  REQUIRE_OK(rt::firewall_allow_learned(config, "fw1", {*parse_ipv4("198.51.100.9")}, 60000));
+  CHECK(command_output("nft list set inet sbxtest sb-fw1-dns 2>&1").find("198.51.100.9") != std::string::npos);
+
+  REQUIRE_OK(rt::firewall_remove(config, sb));
+  table = command_output("nft list table inet sbxtest 2>&1");
+  CHECK(table.find("sb-fw1") == std::string::npos);
+  CHECK(table.find("10.99.0.7") == std::string::npos);
+  REQUIRE_OK(rt::firewall_remove(config, sb));  // again: nothing to do
+
+  REQUIRE_OK(rt::firewall_add(config, sb));
+  REQUIRE_OK(rt::firewall_reset(config, {}));  // a reset drops whatever the table held
+  CHECK(command_output("nft list table inet sbxtest 2>&1").find("sb-fw1") == std::string::npos);
+  REQUIRE_OK(rt::firewall_delete(config));
+  auto exists = rt::firewall_exists(config);
+  REQUIRE_OK(exists);
+  CHECK_FALSE(*exists);
+}
+
+}  // TEST_SUITE
