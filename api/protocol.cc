@@ -29,7 +29,9 @@ std::vector<ParamSpec> sandbox_params() {
           {"cmd", P::kStringArray, false, "main command (after the image's entrypoint); default: the image's "
            "entrypoint and cmd; without any the sandbox idles until stopped"},
           {"entrypoint", P::kStringArray, false, "replaces the image's entrypoint and drops its cmd; [] for none"},
-          {"network", P::kString, false, "network mode: \"none\" (own network namespace with loopback only)"},
+          {"network", P::kStringOrObject, false, "\"none\" (own network namespace with loopback only; the default "
+           "unless [network] default says otherwise), \"bridge\", or {mode, ports, allow, allow_ports, allow_hosts, "
+           "block_ports, bandwidth}"},
           {"cwd", P::kString, false, "working directory of the main command and default of execs"},
           {"user", P::kIntOrString, false, "\"uid[:gid]\" of the main command and default of execs"},
           {"hostname", P::kString, false, "the sandbox's hostname; default: the name or the id"},
@@ -162,7 +164,7 @@ std::vector<MethodSpec> build_methods() {
         {"limits", P::kObject, false, "{vcpus: number, memory: size, pids: int, disk: size}"},
         {"env", P::kStringArray, false, "environment, \"NAME=value\""},
         {"seccomp", P::kString, false, "seccomp profile name"},
-        {"network", P::kString, false, "network mode: \"none\""},
+        {"network", P::kStringOrObject, false, "network mode or object, as for sandbox.create"},
         {"ttl", P::kInt, false, "seconds until a sandbox made from it is removed; 0: none"},
         {"description", P::kString, false, "free text"}},
        "the environment object", ""},
@@ -172,7 +174,7 @@ std::vector<MethodSpec> build_methods() {
         {"limits", P::kObject, false, "{vcpus, memory, pids, disk}; replaces the previous limits"},
         {"env", P::kStringArray, false, "replaces the previous environment"},
         {"seccomp", P::kString, false, "seccomp profile name"},
-        {"network", P::kString, false, "network mode"},
+        {"network", P::kStringOrObject, false, "network mode or object; replaces the previous one"},
         {"ttl", P::kInt, false, "seconds; 0: none"},
         {"description", P::kString, false, "free text"}},
        "the environment object (the new version)", ""},
@@ -228,6 +230,8 @@ bool type_matches(ParamType type, const json& v) {
       return v.is_number_integer() || v.is_string();
     case P::kStringOrStringArray:
       return v.is_string() || type_matches(P::kStringArray, v);
+    case P::kStringOrObject:
+      return v.is_string() || v.is_object();
   }
   return false;
 }
@@ -343,6 +347,8 @@ std::string_view param_type_name(ParamType type) {
       return "integer or string";
     case P::kStringOrStringArray:
       return "string or array of strings";
+    case P::kStringOrObject:
+      return "string or object";
   }
   return "?";
 }

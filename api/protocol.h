@@ -51,7 +51,8 @@ Error param_error(std::string_view field, std::string_view message);
 // it carries neither), message, and data {errno, errname} when it carries an errno.
 json error_object(const Error& error);
 
-enum class ParamType { kString, kInt, kNumber, kBool, kObject, kArray, kStringArray, kSize, kIntOrString, kStringOrStringArray };
+enum class ParamType { kString, kInt, kNumber, kBool, kObject, kArray, kStringArray, kSize, kIntOrString, kStringOrStringArray,
+                       kStringOrObject };
 
 struct ParamSpec {
   std::string_view name;

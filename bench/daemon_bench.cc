@@ -13,7 +13,7 @@
 //     entrypoint or cmd, so that the sandbox idles, as a root filesystem tarball's image has none).
 //     Prints "run I: X ms create A exec B remove C" (the three calls' own milliseconds).
 //   sbx-bench-daemon run --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N] [--prefix P]
-//                    [--seccomp NAME] -- ARGV...
+//                    [--seccomp NAME] [--network MODE] -- ARGV...
 //     times sandbox.run of ARGV (one call: a new sandbox whose main command is ARGV, removed before the reply),
 //     output collected in the result (stream false). Prints "run I: X ms".
 //   sbx-bench-daemon memory --socket S (--rootfs DIR | --image NAME) [--count N] [--settle-ms N] [--prefix P]
@@ -66,7 +66,7 @@ constexpr const char* kMeminfoFields[] = {"MemAvailable", "MemFree", "Shmem", "S
 
 constexpr const char* kUsage =
     "usage: sbx-bench-daemon exec|oneshot|run --socket S (--rootfs DIR | --image NAME) [--runs N] [--warmup N]\n"
-    "                        [--prefix P] [--seccomp NAME] -- ARGV...\n"
+    "                        [--prefix P] [--seccomp NAME] [--network MODE] -- ARGV...\n"
     "       sbx-bench-daemon memory --socket S (--rootfs DIR | --image NAME) [--count N] [--settle-ms N] [--prefix P]\n"
     "                        [--seccomp NAME]\n"
     "       sbx-bench-daemon cleanup --socket S [--prefix P]\n";
@@ -77,6 +77,7 @@ struct Options {
   std::string rootfs;
   std::string image;  // an image of sbxd's store instead of a root filesystem directory
   std::string seccomp = "default";
+  std::string network;  // sandbox.create's network mode; empty: sbxd's default
   std::string prefix;  // sandbox names start with "<prefix>-"
   uint64_t runs = 20;
   uint64_t warmup = 3;
@@ -98,6 +99,8 @@ Result<void> parse_flag(int argc, char** argv, int& i, Options& opts) {
     SBX_ASSIGN(opts.image, take_value(argc, argv, i));
   } else if (arg == "--seccomp") {
     SBX_ASSIGN(opts.seccomp, take_value(argc, argv, i));
+  } else if (arg == "--network") {
+    SBX_ASSIGN(opts.network, take_value(argc, argv, i));
   } else if (arg == "--prefix") {
     SBX_ASSIGN(opts.prefix, take_value(argc, argv, i));
   } else if (arg == "--runs") {
@@ -167,6 +170,9 @@ json create_params(const Options& opts, const std::string& name) {
                  {"limits", {{"memory", kMemoryMax}, {"pids", kPidsMax}, {"vcpus", kVcpus}}},
                  {"seccomp", opts.seccomp},
                  {"hostname", kHostname}};
+  if (!opts.network.empty()) {
+    params["network"] = opts.network;
+  }
   if (opts.image.empty()) {
     params["rootfs"] = opts.rootfs;
   } else {

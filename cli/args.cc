@@ -54,6 +54,48 @@ Result<void> add_limits(const CreateOptions& o, json& params) {
   return ok();
 }
 
+Result<json> port_numbers(std::string_view option, const std::vector<std::string>& values) {
+  json out = json::array();
+  for (const auto& v : values) {
+    char* end = nullptr;
+    long n = v.empty() ? 0 : std::strtol(v.c_str(), &end, 10);
+    if (n < 1 || n > 65535 || *end != '\0') {
+      return option_error(option, fmt::format("'{}' is not a port (1 to 65535)", v));
+    }
+    out.push_back(n);
+  }
+  return out;
+}
+
+// --network and the options that shape it: a mode string alone, else an object (bridge unless said otherwise).
+Result<json> network_params(const CreateOptions& o) {
+  bool shaped = !o.publish.empty() || !o.allow.empty() || !o.allow_ports.empty() || !o.allow_hosts.empty() ||
+                !o.block_ports.empty() || !o.bandwidth.empty();
+  if (!shaped) {
+    return o.network.empty() ? json() : json(o.network);
+  }
+  json n = {{"mode", o.network.empty() ? "bridge" : o.network}};
+  if (!o.publish.empty()) {
+    n["ports"] = o.publish;
+  }
+  if (!o.allow.empty()) {
+    n["allow"] = o.allow;
+  }
+  if (!o.allow_hosts.empty()) {
+    n["allow_hosts"] = o.allow_hosts;
+  }
+  if (!o.allow_ports.empty()) {
+    SBX_ASSIGN(n["allow_ports"], port_numbers("--allow-port", o.allow_ports));
+  }
+  if (!o.block_ports.empty()) {
+    SBX_ASSIGN(n["block_ports"], port_numbers("--block-port", o.block_ports));
+  }
+  if (!o.bandwidth.empty()) {
+    SBX_ASSIGN(n["bandwidth"], parse_size_option("--bandwidth", o.bandwidth));
+  }
+  return n;
+}
+
 // image, environment, entrypoint and network.
 Result<void> add_source(const CreateOptions& o, bool with_cmd, json& params) {
   if (!o.image.empty()) {
@@ -69,8 +111,9 @@ Result<void> add_source(const CreateOptions& o, bool with_cmd, json& params) {
   if (!with_cmd && (!o.image.empty() || !o.environment.empty())) {
     params["entrypoint"] = json::array();
   }
-  if (!o.network.empty()) {
-    params["network"] = o.network;
+  SBX_ASSIGN(json network, network_params(o));
+  if (!network.is_null()) {
+    params["network"] = std::move(network);
   }
   return ok();
 }

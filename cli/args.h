@@ -27,7 +27,13 @@ struct CreateOptions {
   std::string image;
   std::string environment;                // NAME or NAME@VERSION
   std::optional<std::string> entrypoint;  // "" for none
-  std::string network;
+  std::string network;                   // mode
+  std::vector<std::string> publish;      // [HOST_IP:]HOST_PORT:PORT[/tcp|/udp]
+  std::vector<std::string> allow;        // CIDRs
+  std::vector<std::string> allow_ports;
+  std::vector<std::string> allow_hosts;  // names, *.suffix
+  std::vector<std::string> block_ports;
+  std::string bandwidth;                 // size per second
   std::vector<std::string> labels;  // k=v
   std::vector<std::string> env;     // K=V, or K to take the caller's value
   std::vector<std::string> mounts;  // src:dst[:ro|rw]

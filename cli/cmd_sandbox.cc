@@ -34,9 +34,11 @@ void add_stats_row(Table& t, const json& sb, const json& s) {
   if (tusec.is_number() && tusec.get<int64_t>() > 0) {
     throttled += " (" + format_duration_ms(tusec.get<int64_t>() / 1000) + ")";
   }
+  const json& net = member(s, "network");
   t.add_row({field(sb, "id"), field(sb, "name"), cpu, size_field(member(s, "memory_current")),
-             size_field(member(s, "memory_peak")), field(s, "pids_current"), field(s, "oom_kills"),
-             throttled});
+             size_field(member(s, "memory_peak")), field(s, "pids_current"), field(s, "oom_kills"), throttled,
+             net.is_object() ? size_field(member(net, "rx_bytes")) : "-",
+             net.is_object() ? size_field(member(net, "tx_bytes")) : "-"});
 }
 
 Result<json> running_sandboxes(api::Client& client, const Globals& g) {
@@ -173,7 +175,7 @@ int cmd_stats(const Globals& g, const std::vector<std::string>& ids) {
     }
     sandboxes = std::move(*running);
   }
-  Table t({"ID", "NAME", "CPU", "MEMORY", "MEMORY PEAK", "PIDS", "OOM KILLS", "THROTTLED"});
+  Table t({"ID", "NAME", "CPU", "MEMORY", "MEMORY PEAK", "PIDS", "OOM KILLS", "THROTTLED", "NET RX", "NET TX"});
   json results = json::array();
   for (const auto& sb : sandboxes) {
     auto r = client->call("sandbox.stats", {{"id", member(sb, "id")}});

@@ -53,7 +53,16 @@ void add_create_options(CLI::App* sub, CreateOptions& o, bool for_run) {
       "--entrypoint", [&o](const std::string& v) { o.entrypoint = v; },
       for_run ? "Program to run the command with (prepended to it)"
               : "Replaces the image's entrypoint and drops its cmd; '' for none");
-  sub->add_option("--network", o.network, "Network mode: none (loopback only)");
+  sub->add_option("--net,--network", o.network, "Network mode: none (loopback only) or bridge (NAT to the outside)");
+  repeatable(sub->add_option("-p,--publish", o.publish,
+                             "Publish [HOST_IP:]HOST_PORT:PORT[/tcp|/udp] (host address default 127.0.0.1; bridge)"));
+  repeatable(sub->add_option("--allow", o.allow, "Only these destinations: IPv4 CIDR (repeatable; bridge)"));
+  repeatable(sub->add_option("--allow-host", o.allow_hosts,
+                             "Only names on this list resolve, and only their addresses are reachable: NAME or "
+                             "*.DOMAIN (repeatable; bridge)"));
+  repeatable(sub->add_option("--allow-port", o.allow_ports, "Only these destination ports (repeatable; bridge)"));
+  repeatable(sub->add_option("--block-port", o.block_ports, "Never these destination ports (repeatable; bridge)"));
+  sub->add_option("--bandwidth", o.bandwidth, "Cap traffic each way, bytes per second, e.g. 10M (bridge)");
   repeatable(sub->add_option("-l,--label", o.labels, "Label KEY=VALUE (repeatable)"));
   sub->add_option("-m,--memory", o.memory, "Memory limit, e.g. 512M");
   sub->add_option("--cpus", o.cpus, "CPU limit in CPUs, e.g. 1.5");
@@ -165,7 +174,7 @@ void add_environment_options(CLI::App* sub, EnvironmentOptions& o, bool for_crea
   sub->add_option("--disk", o.disk, "Size of the writable layer, e.g. 1G");
   repeatable(sub->add_option("-e,--env", o.env, "Environment variable NAME=VALUE, or NAME to pass ours (repeatable)"));
   sub->add_option("--seccomp", o.seccomp, "Seccomp profile: default, unconfined or a profile name");
-  sub->add_option("--network", o.network, "Network mode: none (loopback only)");
+  sub->add_option("--net,--network", o.network, "Network mode: none (loopback only) or bridge");
   sub->add_option("--ttl", o.ttl, "Remove its sandboxes after this long: seconds, or with s/m/h/d; 0: never");
   sub->add_option_function<std::string>(
       "--description", [&o](const std::string& v) { o.description = v; }, "Free text");

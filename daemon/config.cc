@@ -14,6 +14,7 @@
 
 #include "api/protocol.h"
 #include "base/file.h"
+#include "base/ipv4.h"
 
 namespace sbx::daemon {
 
@@ -222,6 +223,43 @@ Result<void> read_images(TableReader& t, DaemonConfig* c) {
   return t.no_unknown_keys();
 }
 
+Result<void> read_network(TableReader& t, DaemonConfig* c) {
+  SBX_TRY(t.string("default", &c->network_default));
+  SBX_TRY(t.string("bridge", &c->bridge));
+  SBX_TRY(t.string("subnet", &c->subnet));
+  int64_t mtu = c->mtu;
+  SBX_TRY(t.integer("mtu", &mtu, 576));
+  if (mtu > 65535) {
+    return make_error("[network] mtu: must be at most 65535");
+  }
+  c->mtu = static_cast<uint32_t>(mtu);
+  SBX_TRY(t.strings("dns_servers", &c->dns_servers));
+  SBX_TRY(t.string("nft_table", &c->nft_table));
+  SBX_TRY(t.boolean("enable_ip_forward", &c->enable_ip_forward));
+  return t.no_unknown_keys();
+}
+
+Result<void> check_network(const DaemonConfig& c) {
+  if (c.network_default != "none" && c.network_default != "bridge") {
+    return make_error("[network] default: must be none or bridge");
+  }
+  if (c.bridge.empty() || c.bridge.size() > 15 || c.bridge.find_first_of("/: \t") != std::string::npos) {
+    return make_error("[network] bridge: '{}' is not an interface name (1 to 15 bytes)", c.bridge);
+  }
+  SBX_ASSIGN_CTX(Ipv4Net subnet, parse_ipv4_net(c.subnet), "[network] subnet");
+  if (subnet.prefix < 8 || subnet.prefix > 28) {
+    return make_error("[network] subnet: {} must be a /8 to /28 network", c.subnet);
+  }
+  for (const std::string& server : c.dns_servers) {
+    SBX_TRY_CTX(parse_ipv4(server), "[network] dns_servers");
+  }
+  if (c.nft_table.empty() || c.nft_table.size() > 64 ||
+      c.nft_table.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
+    return make_error("[network] nft_table: '{}' must be 1 to 64 of a-z, 0-9, '_' and '-'", c.nft_table);
+  }
+  return ok();
+}
+
 Result<void> check_config(const DaemonConfig& c) {
   for (const auto* path : {&c.socket, &c.state_dir, &c.run_dir}) {
     if (path->empty() || (*path)[0] != '/') {
@@ -240,7 +278,7 @@ Result<void> check_config(const DaemonConfig& c) {
   if (c.log_max_bytes < 4096) {
     return make_error("[limits] log_max_bytes: must be at least 4096");
   }
-  return ok();
+  return check_network(c);
 }
 
 }  // namespace
@@ -257,11 +295,11 @@ Result<DaemonConfig> parse_config(std::string_view text, std::string_view source
   using Reader = Result<void> (*)(TableReader&, DaemonConfig*);
   const std::map<std::string, Reader> sections = {
       {"daemon", read_daemon},     {"cgroup", read_cgroup}, {"defaults", read_defaults},
-      {"limits", read_limits},     {"images", read_images}};
+      {"limits", read_limits},     {"images", read_images}, {"network", read_network}};
   for (const auto& [key, node] : root) {
     auto it = sections.find(std::string(key.str()));
     if (it == sections.end() || !node.is_table()) {
-      return make_error("{}: unknown section or key '{}' (sections: daemon, cgroup, defaults, limits, images)", source,
+      return make_error("{}: unknown section or key '{}' (sections: daemon, cgroup, defaults, limits, images, network)", source,
                         key.str());
     }
     TableReader reader(*node.as_table(), it->first);

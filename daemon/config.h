@@ -58,6 +58,15 @@ struct DaemonConfig {
   uint64_t image_max_bytes = 32ull << 30;        // unpacked content over all layers
   uint64_t image_max_archive_bytes = 64ull << 30;  // the archive itself (and a streamed upload)
   int64_t max_concurrent_imports = 4;
+
+  // [network]: bridge mode (a sandbox in the default mode "none" has only lo)
+  std::string network_default = "none";  // the mode of a sandbox whose request does not say: none | bridge
+  std::string bridge = "sbx0";
+  std::string subnet = "10.66.0.0/16";  // sandboxes' addresses; the bridge (gateway, DNS forwarder) takes the first
+  uint32_t mtu = 1500;
+  std::vector<std::string> dns_servers;  // the forwarder's upstreams; empty: the nameservers of /etc/resolv.conf
+  std::string nft_table = "sbx";         // the `inet` table holding every sandbox's rules
+  bool enable_ip_forward = true;         // set net.ipv4.ip_forward=1 when the bridge is set up
 };
 
 // Reads a TOML file over the defaults. `required`: a missing file is an error (else the defaults stand).

@@ -141,7 +141,9 @@ Result<void> Daemon::start() {
     std::string id = e->row.id;
     sandboxes_[id] = std::move(e);
   }
+  network_ = std::make_unique<Network>(loop_, config_, *store_);
   reconcile();
+  reconcile_network();
   SBX_TRY(open_image_store());
   sweep_ = UvHandle<uv_check_t>::make();
   uv_check_init(loop_, sweep_.get());
@@ -279,7 +281,7 @@ json Daemon::describe(const SandboxEntry& e) const {
               {"image", image.is_object() ? image.value("name", "") : ""},
               {"image_id", image.is_object() ? image.value("id", "") : ""},
               {"environment", r.spec.value("environment", "")},
-              {"network", r.spec.value("network", "none")},
+              {"network", network_->describe(r)},
               {"limits", limits},
               {"ttl", r.spec.value("ttl", 0)},
               {"expires_at", time_or_null(r.expires_at)},
@@ -673,6 +675,20 @@ void Daemon::reconcile() {
     }
   }
   remove_stray_dirs();
+}
+
+void Daemon::reconcile_network() {
+  std::vector<const SandboxRow*> rows;
+  std::set<std::string> running;
+  for (const auto& [id, e] : sandboxes_) {
+    rows.push_back(&e->row);
+    if (e->row.state == "running") {
+      running.insert(id);
+    }
+  }
+  if (auto r = network_->start(rows, running); !r.ok()) {
+    log_error("network: {} (sandboxes in bridge mode cannot start)", r.error().message());
+  }
 }
 
 void Daemon::remove_stray_dirs() {

@@ -14,6 +14,7 @@
 
 #include "daemon/child.h"
 #include "daemon/config.h"
+#include "daemon/network.h"
 #include "daemon/plan_builder.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
@@ -163,6 +164,10 @@ class Daemon {
   Result<void> remove(SandboxEntry& e);
   void reconcile();
   void remove_stray_dirs();
+  // The network after reconcile: leases, the bridge, the firewall and stray veths in line with the sandboxes.
+  void reconcile_network();
+  // A bridge-mode run's plan additions: its network, and its resolv.conf (written to the state dir) bound in.
+  Result<void> add_network(const SandboxEntry& e, rt::Plan& plan);
   RecordFilter record_filter(const Caller& caller, const json& params, Result<void>* error);
   void adopt(SandboxEntry& e);
   void expire_ttls();
@@ -193,6 +198,7 @@ class Daemon {
   int64_t started_ms_ = 0;
   std::unique_ptr<Store> store_;
   std::unique_ptr<rt::Runtime> runtime_;
+  std::unique_ptr<Network> network_;
   std::unique_ptr<Server> server_;
   std::map<std::string, std::unique_ptr<SandboxEntry>> sandboxes_;
   std::map<uint64_t, std::shared_ptr<ExecSession>> execs_;

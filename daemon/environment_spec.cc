@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "api/protocol.h"
+#include "daemon/network_spec.h"
 #include "daemon/plan_builder.h"
 
 namespace sbx::daemon {
@@ -28,11 +29,7 @@ Result<json> check_field(const std::string& key, const json& v) {
     return v;
   }
   if (key == "network") {
-    if (v.get<std::string>() != "none") {
-      return param_error("network", fmt::format("unknown network mode '{}' (this sbxd offers: none)",
-                                                v.get<std::string>()));
-    }
-    return v;
+    return normalize_network(v, DaemonConfig{});
   }
   if (key == "ttl") {
     if (v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxTtl) {

@@ -9,6 +9,7 @@
 
 #include "api/protocol.h"
 #include "daemon/image_spec.h"
+#include "daemon/network_spec.h"
 
 namespace sbx::daemon {
 
@@ -143,14 +144,6 @@ std::string image_workdir(const json& image) {
   json wd = image.is_object() ? image.value("config", json::object()).value("WorkingDir", json()) : json();
   return wd.is_string() && !wd.get<std::string>().empty() && wd.get<std::string>()[0] == '/' ? wd.get<std::string>()
                                                                                                : "/";
-}
-
-Result<std::string> normalize_network(const json& params) {
-  std::string mode = params.value("network", "none");
-  if (mode != "none") {
-    return param_error("network", fmt::format("unknown network mode '{}' (this sbxd offers: none)", mode));
-  }
-  return mode;
 }
 
 }  // namespace
@@ -316,7 +309,7 @@ Result<json> normalize_create(const json& params, const DaemonConfig& config, co
   spec["ttl"] = ttl;
   SBX_ASSIGN(spec["seccomp"], normalize_seccomp(params, config, policy));
   SBX_ASSIGN(spec["cmd"], normalize_cmd(params, image));
-  SBX_ASSIGN(spec["network"], normalize_network(params));
+  SBX_ASSIGN(spec["network"], normalize_network(params.value("network", json()), config));
   std::string cwd = params.value("cwd", image_workdir(image));
   if (cwd.empty() || cwd[0] != '/') {
     return param_error("cwd", "must be an absolute path");

@@ -240,6 +240,11 @@ void Daemon::reap_later(std::unique_ptr<ProcessWatch> watch) {
 
 void Daemon::launch(SandboxEntry& e, std::function<void(Result<void>)> done, const MainStdio& stdio) {
   auto plan = build_plan(e.row.id, e.row.spec, config_);
+  if (plan.ok()) {
+    if (auto r = add_network(e, *plan); !r.ok()) {
+      plan = r.error();
+    }
+  }
   if (!plan.ok()) {
     done(plan.error());
     return;
@@ -265,6 +270,19 @@ void Daemon::launch(SandboxEntry& e, std::function<void(Result<void>)> done, con
     (void)runtime_->destroy(e.row.id);
     l->abort(std::move(r).error());
   }
+}
+
+Result<void> Daemon::add_network(const SandboxEntry& e, rt::Plan& plan) {
+  SBX_ASSIGN(plan.network, network_->plan(e.row));
+  if (!plan.network) {
+    return ok();
+  }
+  // The name is the address's, which only this sandbox holds: a link by that name is a leftover of its own.
+  SBX_TRY(rt::delete_link(plan.network->host_ifname));
+  std::string resolv = sandbox_dir(e.row.id) + "/resolv.conf";
+  SBX_TRY(create_file(resolv, network_->resolv_conf(), 0644));
+  plan.mounts.push_back({resolv, "/etc/resolv.conf", true});
+  return ok();
 }
 
 // ---- the end of a run ----
@@ -397,6 +415,7 @@ Result<void> Daemon::remove(SandboxEntry& e) {
   if (auto r = runtime_->destroy(id); !r.ok()) {
     return std::move(r).error().context(fmt::format("remove sandbox '{}'", id));
   }
+  SBX_TRY_CTX(network_->detach(e.row), "remove sandbox '{}'", id);
   SBX_TRY_CTX(remove_tree(sandbox_dir(id)), "remove sandbox '{}'", id);
   SBX_TRY_CTX(store_->delete_sandbox(id), "remove sandbox '{}'", id);
   SandboxRow row = e.row;
@@ -476,10 +495,19 @@ Result<SandboxEntry*> Daemon::admit_sandbox(const Caller& caller, const json& p)
   }
   SandboxEntry* e = row.get();
   sandboxes_[id] = std::move(row);
+  if (auto attached = network_->attach(e->row); !attached.ok()) {
+    forget_sandbox(id);
+    return attached.error();
+  }
   return e;
 }
 
 void Daemon::forget_sandbox(const std::string& id) {
+  if (SandboxEntry* e = entry(id)) {
+    if (auto r = network_->detach(e->row); !r.ok()) {
+      log_error("sandbox={}: {}", id, r.error().message());
+    }
+  }
   (void)remove_tree(sandbox_dir(id));
   (void)store_->delete_sandbox(id);
   sandboxes_.erase(id);
@@ -675,10 +703,18 @@ void Daemon::sandbox_stats(CallPtr call) {
   if (!s.ok()) {
     return call->fail(s.error());
   }
-  call->reply({{"cpu_usage_usec", s->cpu_usage_usec}, {"cpu_nr_periods", s->cpu_nr_periods},
-               {"cpu_nr_throttled", s->cpu_nr_throttled}, {"cpu_throttled_usec", s->cpu_throttled_usec},
-               {"memory_current", s->memory_current}, {"memory_peak", s->memory_peak},
-               {"oom_kills", s->oom_kills}, {"pids_current", s->pids_current}});
+  json out = {{"cpu_usage_usec", s->cpu_usage_usec}, {"cpu_nr_periods", s->cpu_nr_periods},
+              {"cpu_nr_throttled", s->cpu_nr_throttled}, {"cpu_throttled_usec", s->cpu_throttled_usec},
+              {"memory_current", s->memory_current}, {"memory_peak", s->memory_peak},
+              {"oom_kills", s->oom_kills}, {"pids_current", s->pids_current}};
+  // The veth's host end receives what the sandbox sends.
+  if (auto net = runtime_->net_counters((*e)->row.id); net.ok() && net->has_value()) {
+    out["network"] = {{"rx_bytes", (*net)->tx_bytes}, {"rx_packets", (*net)->tx_packets},
+                      {"tx_bytes", (*net)->rx_bytes}, {"tx_packets", (*net)->rx_packets}};
+  } else if (!net.ok()) {
+    return call->fail(net.error());
+  }
+  call->reply(out);
 }
 
 // ---- re-adoption ----

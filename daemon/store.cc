@@ -45,6 +45,11 @@ const char* const kMigrations[] = {
       name TEXT NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by INTEGER NOT NULL,
       spec TEXT NOT NULL, PRIMARY KEY (name, version));
     )sql",
+    // 4: bridge networking: each address is held by at most one sandbox, and a sandbox holds at most one address.
+    R"sql(
+    CREATE TABLE leases (
+      address INTEGER PRIMARY KEY, sandbox_id TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+    )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -348,6 +353,23 @@ Result<void> Store::put_image(const ImageRow& r) {
 
 Result<void> Store::delete_image(const std::string& name) {
   return impl_->run("DELETE FROM images WHERE name = ?", {name});
+}
+
+Result<std::vector<LeaseRow>> Store::leases() {
+  std::vector<LeaseRow> rows;
+  SBX_TRY(impl_->query("SELECT address, sandbox_id, created_at FROM leases ORDER BY address", {}, [&](sqlite3_stmt* s) {
+    rows.push_back({static_cast<uint32_t>(sqlite3_column_int64(s, 0)), column_text(s, 1), sqlite3_column_int64(s, 2)});
+  }));
+  return rows;
+}
+
+Result<void> Store::add_lease(const LeaseRow& r) {
+  return impl_->run("INSERT INTO leases (address, sandbox_id, created_at) VALUES (?, ?, ?)",
+                    {int64_t(r.address), r.sandbox_id, r.created_at});
+}
+
+Result<void> Store::delete_lease(const std::string& sandbox_id) {
+  return impl_->run("DELETE FROM leases WHERE sandbox_id = ?", {sandbox_id});
 }
 
 Result<std::vector<EnvironmentRow>> Store::environments() {

@@ -96,6 +96,12 @@ struct PrunedRecords {
   int64_t events = 0;
 };
 
+struct LeaseRow {
+  uint32_t address = 0;
+  std::string sandbox_id;
+  int64_t created_at = 0;
+};
+
 class Store {
  public:
   // Opens (creating) the database and migrates it to the current schema.
@@ -119,6 +125,11 @@ class Store {
   Result<void> delete_image(const std::string& name);
 
   // Every version of every environment, by name then version.
+  // Bridge-mode addresses (host byte order); add_lease fails when the address or the sandbox already has one.
+  Result<std::vector<LeaseRow>> leases();
+  Result<void> add_lease(const LeaseRow& row);
+  Result<void> delete_lease(const std::string& sandbox_id);
+
   Result<std::vector<EnvironmentRow>> environments();
   Result<void> add_environment(const EnvironmentRow& row);  // fails when that version exists
   // Deletes one version, or all of them; returns how many went.

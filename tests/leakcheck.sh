@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs after every other test: fails on anything of sbx's tests still on this machine — a mount, a cgroup, a run
-# dir, a network link or nft table, or a process running our init or probe. Each is a gap in some cleanup path.
+# dir, a network link, nft table or network namespace, or a process running our init or probe. Each is a gap in some cleanup path.
 set -u
 leaks=$(
   {
@@ -9,6 +9,7 @@ leaks=$(
     find /run -maxdepth 1 -name 'sbx-test*' 2>/dev/null | sed 's/^/run dir: /'
     ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /sbx/ { print "link:    " $2 }'
     nft list tables 2>/dev/null | awk '/sbx/ { print "nft:     " $0 }'
+    ip netns list 2>/dev/null | awk '/^sbxt-/ { print "netns:   " $1 }'
     for comm in /proc/[0-9]*/comm; do
       name=$(cat "$comm" 2>/dev/null) || continue
       pid=${comm#/proc/}

@@ -152,6 +152,25 @@ TEST_CASE("create options translate to sandbox.create params, leaving out what w
   CHECK_FALSE((*create_params(o, "/cwd", fake_env(), false)).contains("cmd"));
 }
 
+TEST_CASE("network options make a bridge-mode object; a mode alone stays a string") {
+  CreateOptions o;
+  o.network = "none";
+  CHECK((*create_params(o, "/cwd", fake_env()))["network"] == "none");
+  o.network.clear();
+  o.publish = {"8080:80"};
+  o.allow_hosts = {"api.github.com"};
+  o.allow_ports = {"443"};
+  o.block_ports = {"25"};
+  o.bandwidth = "1M";
+  json n = (*create_params(o, "/cwd", fake_env()))["network"];
+  CHECK(n == json{{"mode", "bridge"}, {"ports", {"8080:80"}}, {"allow_hosts", {"api.github.com"}},
+                  {"allow_ports", {443}}, {"block_ports", {25}}, {"bandwidth", 1 << 20}});
+  o.block_ports = {"smtp"};
+  auto bad = create_params(o, "/cwd", fake_env());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message().find("--block-port") != std::string::npos);
+}
+
 TEST_CASE("create refuses bad values with the option's name") {
   CreateOptions o;
   o.rootfs = "/r";

@@ -184,9 +184,28 @@ TEST_CASE("an unknown key in any section is an error naming section and key") {
 }
 
 TEST_CASE("an unknown section or a top-level key is an error naming it") {
-  check_error_names("[network]\nbridge = \"x\"\n", "'network'");
+  check_error_names("[netwrok]\nbridge = \"x\"\n", "'netwrok'");
   check_error_names("socket = \"/x\"\n", "'socket'");
   check_error_names("daemon = 1\n", "'daemon'");
+}
+
+TEST_CASE("the network section is read and checked") {
+  auto c = parsed("[network]\ndefault = \"bridge\"\nbridge = \"br-sbx\"\nsubnet = \"10.77.0.0/24\"\nmtu = 1400\n"
+                  "dns_servers = [\"192.0.2.53\"]\nnft_table = \"sbx_test\"\nenable_ip_forward = false\n");
+  CHECK(c.network_default == "bridge");
+  CHECK(c.bridge == "br-sbx");
+  CHECK(c.subnet == "10.77.0.0/24");
+  CHECK(c.mtu == 1400);
+  CHECK(c.dns_servers == std::vector<std::string>{"192.0.2.53"});
+  CHECK(c.nft_table == "sbx_test");
+  CHECK_FALSE(c.enable_ip_forward);
+  check_error_names("[network]\ndefault = \"host\"\n", "[network] default");
+  check_error_names("[network]\nsubnet = \"10.77.0.1/24\"\n", "[network] subnet");
+  check_error_names("[network]\nsubnet = \"10.0.0.0/30\"\n", "[network] subnet");
+  check_error_names("[network]\nbridge = \"a-very-long-bridge-name\"\n", "[network] bridge");
+  check_error_names("[network]\ndns_servers = [\"resolver\"]\n", "[network] dns_servers");
+  check_error_names("[network]\nnft_table = \"Bad Name\"\n", "[network] nft_table");
+  check_error_names("[network]\nmtu = 100\n", "[network] mtu");
 }
 
 TEST_CASE("a value of the wrong type or out of range is an error naming the key") {

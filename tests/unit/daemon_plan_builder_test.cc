@@ -217,11 +217,11 @@ TEST_CASE("entrypoint and cmd follow docker's rules") {
         json{"/bin/sh", "-c", "true"});
 }
 
-TEST_CASE("the network mode is none, the only one there is") {
+TEST_CASE("the network defaults to none and is stored as an object; an unknown mode is refused") {
   Tree t;
-  CHECK(normalized(t, {{"rootfs", t.rootfs()}})["network"] == "none");
-  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"network", "none"}})["network"] == "none");
-  check_invalid(t, {{"rootfs", t.rootfs()}, {"network", "host"}}, "network");
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}})["network"] == json{{"mode", "none"}});
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"network", "bridge"}})["network"]["mode"] == "bridge");
+  check_invalid(t, {{"rootfs", t.rootfs()}, {"network", "host"}}, "network.mode");
 }
 
 TEST_CASE("rootfs must be an absolute path to a directory") {
