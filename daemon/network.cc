@@ -75,6 +75,7 @@ Result<void> Network::start(const std::vector<const SandboxRow*>& sandboxes, con
       continue;
     }
     leases_[lease.sandbox_id] = lease.address;
+    next_ = std::max(next_, lease.address + 1);
   }
   SBX_ASSIGN(bool table, rt::firewall_exists(firewall_));
   if (bridged.empty() && !table) {
@@ -165,9 +166,14 @@ Result<uint32_t> Network::allocate(const std::string& id) {
   for (const auto& [holder, address] : leases_) {
     taken.insert(address);
   }
-  for (uint32_t a = gateway_ + 1; a < subnet_.last(); ++a) {
+  const uint32_t first = gateway_ + 1;
+  const uint32_t count = subnet_.last() - first;  // the broadcast address excluded
+  uint32_t start = next_ < first || next_ >= subnet_.last() ? first : next_;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t a = first + (start - first + i) % count;
     if (!taken.count(a)) {
       SBX_TRY_CTX(store_.add_lease({a, id, api::now_ms()}), "record the address of sandbox '{}'", id);
+      next_ = a + 1;
       return a;
     }
   }

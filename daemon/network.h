@@ -60,6 +60,8 @@ class Network {
   rt::FirewallConfig firewall_;
   bool ready_ = false;
   std::map<std::string, uint32_t> leases_;  // sandbox id -> address
+  uint32_t next_ = 0;  // where the search for a free address starts: addresses are handed out round robin, so one
+                       // is reused only after the whole subnet (its old veth and conntrack entries long gone)
   std::map<uint32_t, DnsClient> clients_;   // address -> what the DNS forwarder needs of its sandbox
   std::unique_ptr<DnsForwarder> dns_;
 };

@@ -197,14 +197,6 @@ Result<void> firewall_add(const FirewallConfig& config, const SandboxFirewall& s
 
 Result<void> firewall_remove(const FirewallConfig& config, const SandboxFirewall& s) {
   auto ctx = [&] { return fmt::format("remove the firewall rules of sandbox '{}'", s.key); };
-  SBX_ASSIGN_CTX(bool table, nft::table_exists(config.table), "{}", ctx());
-  if (!table) {
-    return ok();
-  }
-  SBX_ASSIGN_CTX(bool present, nft::chain_exists(config.table, egress_chain(s.key)), "{}", ctx());
-  if (!present) {
-    return ok();  // added in one transaction: no chain, nothing of it
-  }
   Transaction t(config.table);
   t.delete_elements(kEgressMap, {{.key = nft::ipv4_key(s.address)}});
   if (s.bandwidth > 0) {
@@ -221,8 +213,21 @@ Result<void> firewall_remove(const FirewallConfig& config, const SandboxFirewall
   t.delete_chain(egress_chain(s.key));
   t.delete_set(dns_set(s.key));
   t.delete_set(ports_set(s.key));
-  SBX_TRY_CTX(t.commit(), "{}", ctx());
-  return ok();
+  auto removed = t.commit();
+  if (removed.ok() || removed.error().sys_errno() != ENOENT) {
+    return removed.ok() ? ok() : std::move(removed).error().context(ctx());
+  }
+  // Something is missing: the sandbox was added in one transaction, so if its chain is gone, all of it is (or the
+  // whole table is). Anything else missing is a table changed behind our back: an error.
+  SBX_ASSIGN_CTX(bool table, nft::table_exists(config.table), "{}", ctx());
+  if (!table) {
+    return ok();
+  }
+  SBX_ASSIGN_CTX(bool present, nft::chain_exists(config.table, egress_chain(s.key)), "{}", ctx());
+  if (!present) {
+    return ok();
+  }
+  return std::move(removed).error().context(ctx());
 }
 
 Result<void> firewall_allow_learned(const FirewallConfig& config, const std::string& key,
