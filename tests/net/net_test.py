@@ -141,7 +141,16 @@ class Test:
         return self.sh("nft", "list", "ruleset", ns=self.host_ns).stdout
 
     def links(self):
-        return self.sh("ip", "-o", "link", ns=self.host_ns).stdout
+        """The names of the links in sbxd's namespace."""
+        out = self.sh("ip", "-o", "link", ns=self.host_ns).stdout
+        return sorted(line.split(": ")[1].split("@")[0] for line in out.splitlines())
+
+    def wait_veths_gone(self):
+        """The kernel removes a sandbox's veth with its namespace, in the background: wait (up to 5 s) for it."""
+        for _ in range(100):
+            if not any(name.startswith("sbxv") for name in self.links()):
+                return
+            time.sleep(0.05)
 
     # -- setup and teardown --
     def setup(self):
@@ -295,6 +304,7 @@ class Test:
         self.sbxctl("rm", "-f", sid)
 
     def test_bad_requests(self):
+        self.wait_veths_gone()
         before = self.links(), self.nft()
         for args, says in [(["--net", "none", "-p", "80:80"], "needs network mode"),
                            (["-p", "99999:80"], "not a port"),
@@ -316,11 +326,8 @@ class Test:
 
     def test_nothing_left(self):
         self.check("no sandbox left", "", self.sbxctl("ls", "-q").stdout.strip())
-        for _ in range(100):  # the kernel removes a veth with its sandbox's namespace, in the background
-            if "sbxv" not in self.links():
-                break
-            time.sleep(0.05)
-        self.check("no veth left", False, "sbxv" in self.links())
+        self.wait_veths_gone()
+        self.check("no veth left", [], [n for n in self.links() if n.startswith("sbxv")])
         ruleset = self.nft()
         self.check("no sandbox chain left", False, "sb-" in ruleset or "in-" in ruleset)
         self.check("no map or set element left", False, "elements = " in ruleset)
