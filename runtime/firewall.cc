@@ -35,11 +35,37 @@ const std::string& port_map(uint8_t protocol) { return kPortMaps[protocol == IPP
 
 Ipv4Net host(uint32_t address) { return {address, 32}; }
 
+// (Designated initializers would leave members unnamed, which -Wmissing-field-initializers refuses.)
+nft::SetSpec set_spec(std::string name, uint32_t key_type, uint32_t key_len) {
+  nft::SetSpec spec;
+  spec.name = std::move(name);
+  spec.key_type = key_type;
+  spec.key_len = key_len;
+  return spec;
+}
+
+nft::SetSpec verdict_map(std::string name) {
+  nft::SetSpec spec = set_spec(std::move(name), kTypeIpv4, 4);
+  spec.verdict_map = true;
+  return spec;
+}
+
+nft::Element element(std::string key, std::string data = {}, std::string jump = {}, uint64_t timeout_ms = 0) {
+  nft::Element e;
+  e.key = std::move(key);
+  e.data = std::move(data);
+  e.jump = std::move(jump);
+  e.timeout_ms = timeout_ms;
+  return e;
+}
+
 void add_maps(Transaction& t) {
-  t.add_set({.name = kEgressMap, .key_type = kTypeIpv4, .key_len = 4, .verdict_map = true});
-  t.add_set({.name = kIngressMap, .key_type = kTypeIpv4, .key_len = 4, .verdict_map = true});
+  t.add_set(verdict_map(kEgressMap));
+  t.add_set(verdict_map(kIngressMap));
   for (const auto& map : kPortMaps) {
-    t.add_set({.name = map, .key_type = kTypeIpv4Service, .key_len = 8, .data_len = 8});
+    nft::SetSpec spec = set_spec(map, kTypeIpv4Service, 8);
+    spec.data_len = 8;
+    t.add_set(spec);
   }
 }
 
@@ -127,29 +153,31 @@ std::vector<nft::Element> port_elements(const SandboxFirewall& s, uint8_t proto,
   std::vector<nft::Element> out;
   for (const PublishedPort& p : s.ports) {
     if (p.protocol == proto) {
-      out.push_back({.key = nft::concat_key(p.host_address, p.host_port),
-                     .data = with_data ? nft::concat_key(s.address, p.port) : std::string()});
+      out.push_back(element(nft::concat_key(p.host_address, p.host_port),
+                            with_data ? nft::concat_key(s.address, p.port) : std::string()));
     }
   }
   return out;
 }
 
 void add_sandbox(Transaction& t, const SandboxFirewall& s) {
-  t.add_set({.name = dns_set(s.key), .key_type = kTypeIpv4, .key_len = 4, .timeout = true});
-  t.add_set({.name = ports_set(s.key), .key_type = kTypeService, .key_len = 2});
+  nft::SetSpec learned = set_spec(dns_set(s.key), kTypeIpv4, 4);
+  learned.timeout = true;
+  t.add_set(learned);
+  t.add_set(set_spec(ports_set(s.key), kTypeService, 2));
   if (!s.allow_ports.empty()) {
     std::vector<nft::Element> ports;
     for (uint16_t p : s.allow_ports) {
-      ports.push_back({.key = nft::port_key(p)});
+      ports.push_back(element(nft::port_key(p)));
     }
     t.add_elements(ports_set(s.key), ports);
   }
   add_egress_chain(t, s);
-  t.add_elements(kEgressMap, {{.key = nft::ipv4_key(s.address), .jump = egress_chain(s.key)}});
+  t.add_elements(kEgressMap, {element(nft::ipv4_key(s.address), {}, egress_chain(s.key))});
   if (s.bandwidth > 0) {
     t.add_chain(ingress_chain(s.key));
     t.add_rule(Rule(ingress_chain(s.key)).limit_over(s.bandwidth).drop());
-    t.add_elements(kIngressMap, {{.key = nft::ipv4_key(s.address), .jump = ingress_chain(s.key)}});
+    t.add_elements(kIngressMap, {element(nft::ipv4_key(s.address), {}, ingress_chain(s.key))});
   }
   for (uint8_t proto : kProtocols) {
     if (auto elements = port_elements(s, proto, true); !elements.empty()) {
@@ -198,9 +226,9 @@ Result<void> firewall_add(const FirewallConfig& config, const SandboxFirewall& s
 Result<void> firewall_remove(const FirewallConfig& config, const SandboxFirewall& s) {
   auto ctx = [&] { return fmt::format("remove the firewall rules of sandbox '{}'", s.key); };
   Transaction t(config.table);
-  t.delete_elements(kEgressMap, {{.key = nft::ipv4_key(s.address)}});
+  t.delete_elements(kEgressMap, {element(nft::ipv4_key(s.address))});
   if (s.bandwidth > 0) {
-    t.delete_elements(kIngressMap, {{.key = nft::ipv4_key(s.address)}});
+    t.delete_elements(kIngressMap, {element(nft::ipv4_key(s.address))});
     t.flush_chain(ingress_chain(s.key));
     t.delete_chain(ingress_chain(s.key));
   }
@@ -237,7 +265,7 @@ Result<void> firewall_allow_learned(const FirewallConfig& config, const std::str
   }
   std::vector<nft::Element> elements;
   for (uint32_t a : addresses) {
-    elements.push_back({.key = nft::ipv4_key(a), .timeout_ms = timeout_ms});
+    elements.push_back(element(nft::ipv4_key(a), {}, {}, timeout_ms));
   }
   Transaction t(config.table);
   t.add_elements(dns_set(key), elements);
