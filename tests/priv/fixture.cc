@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <set>
 
 #include "base/file.h"
 
@@ -32,6 +34,40 @@ Fd temp_file() {
 
 TestEnv* g_env = nullptr;
 
+constexpr std::string_view kNamePrefix = "sbx-test-";  // run dir /run/sbx-test-<pid>, cgroup parent sbx-test-<pid>
+
+rt::RuntimeConfig config_for(pid_t pid) {
+  rt::RuntimeConfig config;
+  config.run_root = fmt::format("/run/{}{}", kNamePrefix, pid);
+  config.cgroup.parent_name = fmt::format("{}{}", kNamePrefix, pid);
+  return config;
+}
+
+// Destroys every sandbox of a run's runtime, then its cgroup parent and run dir.
+void clean_up(rt::Runtime& rt, const std::string& run_root) {
+  if (auto ids = rt.list(); ids.ok()) {
+    for (const auto& id : *ids) {
+      (void)rt.destroy(id);
+    }
+  }
+  (void)rt.cgroups().remove_parent();
+  ::rmdir(run_root.c_str());
+}
+
+// The pid in a "sbx-test-<pid>" name; 0 for any other name.
+pid_t run_pid(const std::string& name) {
+  if (!name.starts_with(kNamePrefix) || name.size() == kNamePrefix.size() ||
+      name.find_first_not_of("0123456789", kNamePrefix.size()) != std::string::npos) {
+    return 0;
+  }
+  return static_cast<pid_t>(std::strtol(name.c_str() + kNamePrefix.size(), nullptr, 10));
+}
+
+bool is_running_priv_tests(pid_t pid) {
+  auto comm = read_file(fmt::format("/proc/{}/comm", pid));
+  return comm.ok() && *comm == "priv_tests\n";
+}
+
 }  // namespace
 
 std::map<std::string, std::string> Output::kv() const {
@@ -49,16 +85,42 @@ std::map<std::string, std::string> Output::kv() const {
   return m;
 }
 
+// A run of this binary that was killed (a timeout's SIGTERM, SIGKILL) never reached teardown(): its sandboxes,
+// cgroups and run dir stay behind. They are named after its pid, found in /run and next to our own cgroup parent,
+// and removed here, through the runtime, as its teardown would have, unless that pid is a priv_tests still running.
+void recover_killed_runs(const rt::CgroupManager& own) {
+  std::set<pid_t> pids;
+  std::vector<std::string> dirs = {"/run"};
+  for (const auto& parent : own.parent_paths()) {
+    dirs.push_back(parent.substr(0, parent.rfind('/')));
+  }
+  for (const auto& dir : dirs) {
+    if (auto names = list_dir(dir); names.ok()) {
+      for (const auto& name : *names) {
+        if (pid_t pid = run_pid(name); pid > 0 && pid != ::getpid() && !is_running_priv_tests(pid)) {
+          pids.insert(pid);
+        }
+      }
+    }
+  }
+  for (pid_t pid : pids) {
+    rt::RuntimeConfig config = config_for(pid);
+    if (auto rt = rt::Runtime::open(config); rt.ok()) {
+      std::fprintf(stderr, "priv_tests: removing what killed run %d left behind\n", pid);
+      clean_up(**rt, config.run_root);
+    }
+  }
+}
+
 TestEnv::TestEnv() {
-  run_root_ = fmt::format("/run/sbx-test-{}", ::getpid());
-  rt::RuntimeConfig config;
-  config.run_root = run_root_;
-  config.cgroup.parent_name = fmt::format("sbx-test-{}", ::getpid());
+  rt::RuntimeConfig config = config_for(::getpid());
+  run_root_ = config.run_root;
   auto r = rt::Runtime::open(config);
   if (!r.ok()) {
     FAIL("open runtime: " << r.error().message());
   }
   runtime_ = std::move(r).value();
+  recover_killed_runs(runtime_->cgroups());
 }
 
 TestEnv& TestEnv::get() {
@@ -72,14 +134,7 @@ void TestEnv::teardown() {
   if (g_env == nullptr) {
     return;
   }
-  auto& rt = g_env->runtime();
-  if (auto ids = rt.list(); ids.ok()) {
-    for (const auto& id : *ids) {
-      (void)rt.destroy(id);
-    }
-  }
-  (void)rt.cgroups().remove_parent();
-  ::rmdir(g_env->run_root_.c_str());
+  clean_up(g_env->runtime(), g_env->run_root_);
   delete g_env;
   g_env = nullptr;
 }

@@ -72,6 +72,11 @@ class SandboxGuard {
   } while (0)
 
 bool path_exists(const std::string& path);
+
+// Removes the sandboxes, cgroup parents and run dirs of runs of priv_tests that were killed before their teardown
+// (named sbx-test-<pid>, the pid no longer a running priv_tests). TestEnv calls it when it is made; `own` locates
+// the cgroup parents.
+void recover_killed_runs(const rt::CgroupManager& own);
 std::string make_temp_dir(const std::string& prefix);
 
 }  // namespace sbx::test

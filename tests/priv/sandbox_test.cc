@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/file.h"
@@ -338,6 +339,41 @@ TEST_CASE("bind mounts are read-only or read-write as asked") {
   CHECK_FALSE(path_exists(ro + "/f"));
   REQUIRE_OK(remove_tree(rw));
   REQUIRE_OK(remove_tree(ro));
+}
+
+TEST_CASE("what a killed test run left behind is removed by the next run") {
+  auto& env = TestEnv::get();
+  // A child stands in for a run killed mid-test: it makes a runtime named after its pid, starts a sandbox and dies
+  // without any cleanup.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    rt::RuntimeConfig config;
+    config.run_root = fmt::format("/run/sbx-test-{}", ::getpid());
+    config.cgroup.parent_name = fmt::format("sbx-test-{}", ::getpid());
+    auto rt = rt::Runtime::open(config);
+    bool created = rt.ok() && (*rt)->create(env.plan("killed-run")).ok();
+    ::_exit(created ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  const std::string run_root = fmt::format("/run/sbx-test-{}", child);
+  CHECK(path_exists(run_root + "/killed-run"));
+  std::vector<std::string> parents;
+  for (const auto& own : env.runtime().cgroups().parent_paths()) {
+    parents.push_back(own.substr(0, own.rfind('/')) + fmt::format("/sbx-test-{}", child));
+  }
+  REQUIRE_FALSE(parents.empty());
+  CHECK(path_exists(parents[0] + "/killed-run"));
+
+  recover_killed_runs(env.runtime().cgroups());
+  CHECK_FALSE(path_exists(run_root));
+  for (const auto& parent : parents) {
+    CHECK_MESSAGE(!path_exists(parent), parent);
+  }
+  CHECK(path_exists(env.run_root()));  // this run's own is untouched
 }
 
 }  // TEST_SUITE
