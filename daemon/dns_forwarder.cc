@@ -111,6 +111,13 @@ struct DnsForwarder::Impl {
     return ok();
   }
 
+  // An error answer to a pending query, under the id the client chose.
+  void fail(const Pending& p, uint8_t rcode) {
+    std::string query = p.query;
+    set_id(query, p.client_id);
+    reply(p.client, query, rcode);
+  }
+
   void reply(const sockaddr_in& to, std::string_view query, uint8_t rcode) {
     if (auto r = dns::make_empty_response(query, rcode); r.ok()) {
       send_packet(listen.get(), to, std::move(*r));
@@ -178,7 +185,7 @@ struct DnsForwarder::Impl {
     if (!p.sandbox.allow_hosts.empty()) {
       auto answer = dns::parse_response(packet);
       if (!answer.ok()) {
-        return reply(p.client, p.query, dns::kRcodeServFail);
+        return fail(p, dns::kRcodeServFail);
       }
       std::vector<uint32_t> addresses;
       uint32_t ttl = UINT32_MAX;
@@ -206,9 +213,7 @@ struct DnsForwarder::Impl {
         send_upstream(p);
         ++it;
       } else {
-        std::string query = p.query;
-        set_id(query, p.client_id);
-        reply(p.client, query, dns::kRcodeServFail);
+        fail(p, dns::kRcodeServFail);
         it = pending.erase(it);
       }
     }

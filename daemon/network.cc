@@ -74,8 +74,8 @@ Result<void> Network::start(const std::vector<const SandboxRow*>& sandboxes, con
       (void)store_.delete_lease(lease.sandbox_id);
       continue;
     }
-    leases_[lease.sandbox_id] = lease.address;
     next_ = std::max(next_, lease.address + 1);
+    hold(*bridged[lease.sandbox_id], lease.address);
   }
   SBX_ASSIGN(bool table, rt::firewall_exists(firewall_));
   if (bridged.empty() && !table) {
@@ -89,10 +89,10 @@ Result<void> Network::start(const std::vector<const SandboxRow*>& sandboxes, con
     if (it == leases_.end()) {
       log_warn("sandbox={}: in bridge mode without an address: it gets one", id);
       SBX_ASSIGN(uint32_t address, allocate(id));
-      it = leases_.emplace(id, address).first;
+      hold(*row, address);
+      it = leases_.find(id);
     }
     rules.push_back(firewall_of(*row, it->second));
-    clients_[it->second] = {id, row->spec["network"].value("allow_hosts", std::vector<std::string>())};
     if (running.count(id)) {
       keep.insert(host_ifname(it->second));
     }
@@ -202,9 +202,13 @@ Result<void> Network::attach(const SandboxRow& row) {
     }
     return r.error();
   }
+  hold(row, address);
+  return ok();
+}
+
+void Network::hold(const SandboxRow& row, uint32_t address) {
   leases_[row.id] = address;
   clients_[address] = {row.id, row.spec["network"].value("allow_hosts", std::vector<std::string>())};
-  return ok();
 }
 
 Result<void> Network::detach(const SandboxRow& row) {

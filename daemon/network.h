@@ -51,6 +51,8 @@ class Network {
   Result<uint32_t> allocate(const std::string& id);
   rt::SandboxFirewall firewall_of(const SandboxRow& row, uint32_t address) const;
   void sweep_links(const std::set<std::string>& keep);
+  // Records that `row` holds `address` (for its plans, inspect and the DNS forwarder).
+  void hold(const SandboxRow& row, uint32_t address);
 
   uv_loop_t* loop_;
   const DaemonConfig& config_;

@@ -277,8 +277,6 @@ Result<void> Daemon::add_network(const SandboxEntry& e, rt::Plan& plan) {
   if (!plan.network) {
     return ok();
   }
-  // The name is the address's, which only this sandbox holds: a link by that name is a leftover of its own.
-  SBX_TRY(rt::delete_link(plan.network->host_ifname));
   std::string resolv = sandbox_dir(e.row.id) + "/resolv.conf";
   SBX_TRY(create_file(resolv, network_->resolv_conf(), 0644));
   plan.mounts.push_back({resolv, "/etc/resolv.conf", true});

@@ -23,7 +23,7 @@ struct SandboxPaths {
   std::string rw;      // <dir>/rw: holds upper/ and work/ (a tmpfs inside the sandbox's namespace when size-capped)
   std::string state;   // <dir>/state.json
   std::string seccomp;  // <dir>/seccomp.bpf: the compiled seccomp filter every exec installs
-  std::string netdev;   // <dir>/netdev: the name of the host end of the sandbox's veth, written before it exists
+  std::string netdev;   // <dir>/netdev: the name of the host end of the sandbox's veth (net_counters reads it)
   explicit SandboxPaths(const std::string& sandbox_dir)
       : dir(sandbox_dir),
         rootfs(dir + "/rootfs"),

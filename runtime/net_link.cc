@@ -175,7 +175,14 @@ Result<void> create_sandbox_veth(const NetworkPlan& net, pid_t pid) {
   rtnl_link_set_name(peer.get(), "eth0");
   rtnl_link_set_mtu(peer.get(), net.mtu);
   rtnl_link_set_ns_pid(peer.get(), pid);
-  if (int err = rtnl_link_add(sk.get(), veth.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0) {
+  int err = rtnl_link_add(sk.get(), veth.get(), NLM_F_CREATE | NLM_F_EXCL);
+  if (err < 0 && nl_errno(err) == EEXIST) {
+    // The name is unique among live sandboxes: a link that has it is the veth of this address's previous run, which
+    // the kernel has not yet removed with that run's namespace (a restart right after the stop).
+    SBX_TRY(delete_link(net.host_ifname));
+    err = rtnl_link_add(sk.get(), veth.get(), NLM_F_CREATE | NLM_F_EXCL);
+  }
+  if (err < 0) {
     return nl_error(err, "create veth '{}' (peer eth0 in the namespace of pid {}) on bridge '{}'", net.host_ifname,
                     pid, net.bridge);
   }

@@ -29,7 +29,9 @@ struct LinkInfo {
 
 // The veth pair of a sandbox: `net.host_ifname` in the caller's namespace, an isolated port of `net.bridge` (ports so
 // marked cannot reach one another, only the bridge), up; the other end, eth0, created directly in the network
-// namespace of `pid`. eth0's address and routes are the sandbox's own business (configure_sandbox_eth0).
+// namespace of `pid`. eth0's address and routes are the sandbox's own business (configure_sandbox_eth0). A link
+// already named `net.host_ifname` is taken for a previous run's veth still on its way out, and replaced. Nothing
+// needs to delete the pair afterwards: the kernel does when the sandbox's network namespace goes.
 Result<void> create_sandbox_veth(const NetworkPlan& net, pid_t pid);
 
 // Deletes a link (both ends of a veth); a link that is already gone is not an error.

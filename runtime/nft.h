@@ -111,6 +111,7 @@ class Transaction {
   void append(const std::function<void(char* buf, uint32_t seq)>& build);
   std::string table_;
   std::string batch_;
+  std::vector<char> scratch_;    // where each message is built before it joins the batch
   std::vector<uint16_t> kinds_;  // each message's type, for errors
   uint32_t seq_ = 0;
   uint32_t first_seq_ = 0;

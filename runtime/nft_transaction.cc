@@ -128,10 +128,12 @@ Transaction::Transaction(std::string table) : table_(std::move(table)) {
 Transaction::~Transaction() = default;
 
 void Transaction::append(const std::function<void(char* buf, uint32_t seq)>& build) {
-  std::vector<char> buf(kMessageBuffer);
-  build(buf.data(), seq_++);
-  auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data());
-  batch_.append(buf.data(), NLMSG_ALIGN(nlh->nlmsg_len));
+  if (scratch_.empty()) {
+    scratch_.resize(kMessageBuffer);
+  }
+  build(scratch_.data(), seq_++);
+  auto* nlh = reinterpret_cast<nlmsghdr*>(scratch_.data());
+  batch_.append(scratch_.data(), NLMSG_ALIGN(nlh->nlmsg_len));
   kinds_.push_back(nlh->nlmsg_type);
   ++messages_;
 }

@@ -151,7 +151,7 @@ Result<std::shared_ptr<const SeccompFilter>> load_exec_filter(SeccompCache& cach
   return cache.load(sec.seccomp_profile, sec.keep_caps);
 }
 
-// The veth, named in the run dir first: a destroy after a crash at any point finds it.
+// The veth, its host end named in the run dir first, for net_counters (and for whoever looks at a run dir).
 Result<void> create_network(const NetworkPlan& net, const SandboxPaths& paths, pid_t pid) {
   SBX_TRY(create_file(paths.netdev, net.host_ifname + "\n", 0600));
   return create_sandbox_veth(net, pid);

@@ -322,6 +322,9 @@ class Test:
         self.check("after SIGKILL and restart: still connected", f"{INET_ADDR}:7 again",
                    self.tcp(sid, INET_ADDR, 7, "again"))
         self.check("after restart: still refused the metadata address", "", self.tcp(sid, "169.254.169.254", 7))
+        # A restart right after the stop: the previous run's veth may not be gone yet, and its name is the same.
+        self.sbxctl("restart", "--time", "0.1", sid)
+        self.check("sandbox restart: connected again", f"{INET_ADDR}:7 restarted", self.tcp(sid, INET_ADDR, 7, "restarted"))
         self.sbxctl("rm", "-f", sid)
 
     def test_nothing_left(self):

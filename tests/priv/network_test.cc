@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 
 #include "base/fd.h"
@@ -190,6 +191,21 @@ TEST_CASE("a sandbox without a network has no counters, and a failed create leav
   CHECK(created.error().message().find("sbxnobridge") != std::string::npos);
   CHECK(link_goes("sbxvtest02"));
   CHECK_FALSE(path_exists(env.run_root() + "/" + plan.id));
+}
+
+TEST_CASE("a link left with the veth's name (a previous run's, still going) is replaced") {
+  enter_test_netns();
+  auto& env = TestEnv::get();
+  REQUIRE(std::system("ip link add sbxvtest03 type veth peer name sbxvstale03") == 0);
+  auto plan = env.plan(env.unique_id("renet"));
+  plan.network = network("sbxvtest03", "10.99.0.4/24");
+  {
+    SandboxGuard g(env.runtime(), plan);
+    CHECK_FALSE(link_exists("sbxvstale03"));  // the old pair went as a whole
+    auto out = exec_capture(env.runtime(), g.id(), shell("cat /sys/class/net/eth0/operstate"));
+    CHECK(out.out == "up\n");
+  }
+  CHECK(link_goes("sbxvtest03"));
 }
 
 TEST_CASE("the firewall table holds each sandbox's chain and map entries, and removing a sandbox removes them") {
