@@ -83,29 +83,37 @@ Result<Link> get_link(nl_sock* sk, const std::string& name) {
   return Link(link);
 }
 
-// Marks a bridge port isolated (IFLA_BRPORT_ISOLATED, Linux 4.18): libnl has no call for it, so the request is built
-// by hand, as `bridge link set dev X isolated on` does.
-Result<void> isolate_bridge_port(nl_sock* sk, const std::string& port) {
+// Marks a new bridge port isolated (IFLA_BRPORT_ISOLATED, Linux 4.18: isolated ports reach only the bridge, not one
+// another) and brings it up, in one RTM_NEWLINK: the kernel applies the port's bridge attributes before the flags,
+// so the port forwards nothing before it is isolated. libnl has no call for the attribute, so the request is built
+// by hand, as `ip link set dev X up type bridge_slave isolated on` does.
+Result<void> isolate_and_bring_up(nl_sock* sk, const std::string& port) {
   unsigned index = if_nametoindex(port.c_str());
   if (index == 0) {
     return sys_error("look up link '{}'", port);
   }
-  std::unique_ptr<nl_msg, MsgDeleter> msg(nlmsg_alloc_simple(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK));
+  std::unique_ptr<nl_msg, MsgDeleter> msg(nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK));
   struct ifinfomsg ifi {};
-  ifi.ifi_family = AF_BRIDGE;
+  ifi.ifi_family = AF_UNSPEC;
   ifi.ifi_index = static_cast<int>(index);
-  nlattr* protinfo = nullptr;
+  ifi.ifi_flags = IFF_UP;
+  ifi.ifi_change = IFF_UP;
+  nlattr* linkinfo = nullptr;
+  nlattr* port_data = nullptr;
   if (!msg || nlmsg_append(msg.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 ||
-      (protinfo = nla_nest_start(msg.get(), IFLA_PROTINFO | NLA_F_NESTED)) == nullptr ||
+      (linkinfo = nla_nest_start(msg.get(), IFLA_LINKINFO)) == nullptr ||
+      nla_put_string(msg.get(), IFLA_INFO_SLAVE_KIND, "bridge") < 0 ||
+      (port_data = nla_nest_start(msg.get(), IFLA_INFO_SLAVE_DATA)) == nullptr ||
       nla_put_u8(msg.get(), IFLA_BRPORT_ISOLATED, 1) < 0) {
     return Error(fmt::format("build the request to isolate bridge port '{}'", port), ENOMEM);
   }
-  nla_nest_end(msg.get(), protinfo);
+  nla_nest_end(msg.get(), port_data);
+  nla_nest_end(msg.get(), linkinfo);
   if (int err = nl_send_auto(sk, msg.get()); err < 0) {
-    return nl_error(err, "isolate bridge port '{}'", port);
+    return nl_error(err, "isolate bridge port '{}' and bring it up", port);
   }
   if (int err = nl_wait_for_ack(sk); err < 0) {
-    return nl_error(err, "isolate bridge port '{}'", port);
+    return nl_error(err, "isolate bridge port '{}' and bring it up", port);
   }
   return ok();
 }
@@ -186,10 +194,8 @@ Result<void> create_sandbox_veth(const NetworkPlan& net, pid_t pid) {
     return nl_error(err, "create veth '{}' (peer eth0 in the namespace of pid {}) on bridge '{}'", net.host_ifname,
                     pid, net.bridge);
   }
-  // The host end goes up only once isolated: until then it is a down port, and forwards nothing.
-  SBX_TRY(isolate_bridge_port(sk.get(), net.host_ifname));
-  SBX_ASSIGN(Link host, get_link(sk.get(), net.host_ifname));
-  return bring_up(sk.get(), host.get(), net.host_ifname);
+  // Created down: a down port forwards nothing until it is isolated.
+  return isolate_and_bring_up(sk.get(), net.host_ifname);
 }
 
 Result<void> delete_link(const std::string& name) {

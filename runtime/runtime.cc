@@ -89,6 +89,9 @@ struct CreateChildArgs {
     fail_child_errno(sync_fd, err, "bring up lo");
   }
   if (a.plan->network) {
+    if (!wait_for_network(sync_fd)) {
+      ::_exit(1);
+    }
     if (int err = configure_sandbox_eth0(*a.plan->network)) {
       fail_child_errno(sync_fd, err, "configure eth0");
     }
@@ -155,6 +158,22 @@ Result<std::shared_ptr<const SeccompFilter>> load_exec_filter(SeccompCache& cach
 Result<void> create_network(const NetworkPlan& net, const SandboxPaths& paths, pid_t pid) {
   SBX_TRY(create_file(paths.netdev, net.host_ifname + "\n", 0600));
   return create_sandbox_veth(net, pid);
+}
+
+// The veth, made while the child sets up its root (the two overlap), then "N" for the child to configure eth0. When
+// this fails because the child failed first (and is gone, and its namespace with it), the child's report says why.
+Result<void> connect_network(const NetworkPlan& net, const SandboxPaths& paths, pid_t pid, int sync_fd) {
+  auto made = create_network(net, paths, pid);
+  if (made.ok()) {
+    made = send_network_ready(sync_fd);
+  }
+  if (made.ok()) {
+    return ok();
+  }
+  if (auto child = queued_child_error(sync_fd)) {
+    return std::move(*child);
+  }
+  return made;
 }
 
 // The veth's host end named in the run dir, if any.
@@ -287,10 +306,10 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   if (cgroup->clone_into_fd() < 0) {
     SBX_TRY_CTX(cgroup->add_process(pid), "{}", ctx());
   }
-  if (plan.network) {
-    SBX_TRY_CTX(create_network(*plan.network, paths, pid), "{}", ctx());
-  }
   SBX_TRY_CTX(send_go(sync.parent.get()), "{}", ctx());
+  if (plan.network) {
+    SBX_TRY_CTX(connect_network(*plan.network, paths, pid, sync.parent.get()), "{}", ctx());
+  }
   SBX_TRY_CTX(read_child_reports(sync.parent.get(), nullptr, config_.setup_timeout_ms), "{}", ctx());
 
   SandboxState state{plan.id, pid, 0, plan.security};

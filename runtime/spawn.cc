@@ -119,11 +119,32 @@ pid_t clone3_process(unsigned long flags, int* pidfd, int cgroup_fd) noexcept {
   return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
 }
 
-Result<void> send_go(int sync_fd) {
-  if (::send(sync_fd, "G", 1, MSG_NOSIGNAL) != 1) {
-    return sys_error("signal the child to go on");
+namespace {
+
+Result<void> send_signal(int sync_fd, char c, const char* what) {
+  if (::send(sync_fd, &c, 1, MSG_NOSIGNAL) != 1) {
+    return sys_error("{}", what);
   }
   return ok();
+}
+
+bool wait_for_signal(int sync_fd, char expected) noexcept {
+  char c = 0;
+  for (;;) {
+    ssize_t n = ::recv(sync_fd, &c, 1, 0);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    return n == 1 && c == expected;
+  }
+}
+
+}  // namespace
+
+Result<void> send_go(int sync_fd) { return send_signal(sync_fd, 'G', "signal the child to go on"); }
+
+Result<void> send_network_ready(int sync_fd) {
+  return send_signal(sync_fd, 'N', "signal the child that eth0 is there");
 }
 
 namespace {
@@ -177,7 +198,31 @@ ssize_t receive_report(int sync_fd, char* buf, size_t size, Fd* fd) {
   return n;
 }
 
+// "E<errno> <message>" as an Error.
+Error reported_error(const std::string& msg) {
+  size_t space = msg.find(' ');
+  std::string text = space == std::string::npos ? msg.substr(1) : msg.substr(space + 1);
+  return Error(std::move(text), std::atoi(msg.c_str() + 1));
+}
+
 }  // namespace
+
+std::optional<Error> queued_child_error(int sync_fd) {
+  char buf[kMaxReport];
+  for (;;) {
+    ssize_t n = ::recv(sync_fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return std::nullopt;  // nothing queued (EAGAIN), or EOF
+    }
+    std::string msg(buf, static_cast<size_t>(n));
+    if (msg[0] == 'E') {
+      return reported_error(msg);
+    }
+  }
+}
 
 Result<void> read_child_reports(int sync_fd, ChildReports* reports, int timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -212,9 +257,7 @@ Result<void> read_child_reports(int sync_fd, ChildReports* reports, int timeout_
       reports->pid = static_cast<pid_t>(std::atoi(msg.c_str() + 1));
       reports->pidfd = std::move(fd);
     } else if (msg[0] == 'E' && !first_error) {
-      size_t space = msg.find(' ');
-      std::string text = space == std::string::npos ? msg.substr(1) : msg.substr(space + 1);
-      first_error = Error(std::move(text), std::atoi(msg.c_str() + 1));
+      first_error = reported_error(msg);
     } else if (msg[0] != 'E' && !first_error) {
       first_error = make_error("unexpected message from the child: '{}'", msg);
     }
@@ -251,16 +294,9 @@ int reset_signals() noexcept {
   return ::sigprocmask(SIG_SETMASK, &none, nullptr) < 0 ? errno : 0;
 }
 
-bool wait_for_go(int sync_fd) noexcept {
-  char c = 0;
-  for (;;) {
-    ssize_t n = ::recv(sync_fd, &c, 1, 0);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    return n == 1 && c == 'G';
-  }
-}
+bool wait_for_go(int sync_fd) noexcept { return wait_for_signal(sync_fd, 'G'); }
+
+bool wait_for_network(int sync_fd) noexcept { return wait_for_signal(sync_fd, 'N'); }
 
 void fail_child(int sync_fd, const Error& error) noexcept {
   char buf[kMaxReport];

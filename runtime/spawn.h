@@ -4,11 +4,13 @@
 //
 // Protocol on the sync channel (a SOCK_SEQPACKET pair, close-on-exec on both ends):
 //   parent -> child  "G"                    placement done (cgroup), go on
+//   parent -> child  "N"                    (bridge networking) eth0 is in the child's namespace: configure it
 //   child  -> parent "E<errno> <message>"   a step failed; the child exits
 //   child  -> parent "P<pid>" + SCM_RIGHTS   (exec's middle process) the pid and a pidfd of the process it started
 //   EOF                                      every child end is closed: the last one exec'd, so setup succeeded
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,10 @@ struct ChildReports {
 
 // Parent side.
 Result<void> send_go(int sync_fd);
+Result<void> send_network_ready(int sync_fd);
+// The error a child has reported and not yet been read, without waiting: for a parent whose own step failed, to tell
+// whether the child had failed first (and what broke the parent's step was the child being gone).
+std::optional<Error> queued_child_error(int sync_fd);
 // Reads until EOF (every child end closed: the last child exec'd or died) or until `timeout_ms` passes (ETIMEDOUT:
 // a child that never finishes, e.g. one a sandboxed process stopped with SIGSTOP). A child's error becomes an Error
 // with its errno; it is returned only after EOF, so that every report, and the pidfd to reap with, is read.
@@ -45,7 +51,9 @@ Result<void> read_child_reports(int sync_fd, ChildReports* reports, int timeout_
 
 // Child side.
 Result<void> send_pidfd(int sync_fd, pid_t pid, int pidfd);
+// Wait for "G" / "N"; false when anything else comes (the parent gone: EOF).
 bool wait_for_go(int sync_fd) noexcept;
+bool wait_for_network(int sync_fd) noexcept;
 // Really closes every fd but those in `keep` (negative entries are ignored): what a child must do before it resolves
 // any path inside a sandbox, where /proc/self/fd/N would lead back to whatever N is.
 int close_fds_except(std::vector<int> keep) noexcept;

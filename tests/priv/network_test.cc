@@ -193,6 +193,22 @@ TEST_CASE("a sandbox without a network has no counters, and a failed create leav
   CHECK_FALSE(path_exists(env.run_root() + "/" + plan.id));
 }
 
+TEST_CASE("a bridge-mode create that fails in the child reports the child's error, not the veth's") {
+  // The veth is made while the child sets up its root: when the child fails there, its namespace may be gone before
+  // the veth is made, and what the caller needs to hear is why the child failed.
+  enter_test_netns();
+  auto& env = TestEnv::get();
+  auto plan = env.plan(env.unique_id("badroot"));
+  plan.network = network("sbxvtest04", "10.99.0.5/24");
+  plan.mounts.push_back({"/no/such/sbx-source", "/mnt/x", true});
+  auto created = env.runtime().create(plan);
+  REQUIRE_FALSE(created.ok());
+  CHECK(created.error().message().find("/no/such/sbx-source") != std::string::npos);
+  CHECK(created.error().sys_errno() == ENOENT);
+  CHECK(link_goes("sbxvtest04"));
+  CHECK_FALSE(path_exists(env.run_root() + "/" + plan.id));
+}
+
 TEST_CASE("a link left with the veth's name (a previous run's, still going) is replaced") {
   enter_test_netns();
   auto& env = TestEnv::get();
