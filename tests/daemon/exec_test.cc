@@ -20,14 +20,14 @@ using namespace sbx::itest;
 
 namespace {
 
-// Lines of `ps` in the sandbox that run `what`.
+// Processes in the sandbox whose command line starts with `what` (not a shell whose -c script mentions it).
 int count_processes(const std::string& id, const std::string& what) {
-  std::string ps = sh(id, "ps -o pid,args");
+  std::istringstream ps(sh(id, "ps -o pid,args"));
   int n = 0;
-  size_t pos = 0;
-  while ((pos = ps.find(what, pos)) != std::string::npos) {
-    ++n;
-    pos += what.size();
+  std::string pid;
+  std::string args;
+  while (ps >> pid && std::getline(ps >> std::ws, args)) {
+    n += args.rfind(what, 0) == 0;
   }
   return n;
 }
