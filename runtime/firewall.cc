@@ -24,6 +24,9 @@ constexpr int32_t kPrioritySrcNat = 100;
 const std::string kEgressMap = "egress";
 const std::string kIngressMap = "ingress";
 const std::string kDenyChain = "deny";
+// The egress of every sandbox with the default policy (and no bandwidth cap): most sandboxes, which then cost one map
+// element each, and no chain or set of their own.
+const std::string kDefaultEgressChain = "egress-default";
 const std::string kPortMaps[] = {"ports_tcp", "ports_udp"};
 constexpr uint8_t kProtocols[] = {IPPROTO_TCP, IPPROTO_UDP};
 
@@ -115,6 +118,18 @@ void add_nat_chains(Transaction& t, const FirewallConfig& c) {
   t.add_rule(Rule(chain).ipv4().oifname(c.bridge).saddr({0x7f000000, 8}).masquerade());
 }
 
+bool has_default_policy(const SandboxFirewall& s) {
+  return !s.allow_list && s.allow.empty() && s.allow_ports.empty() && s.block_ports.empty() && s.bandwidth == 0;
+}
+
+// What add_egress_chain makes of a sandbox with the default policy, shared.
+void add_default_egress_chain(Transaction& t) {
+  t.add_chain(kDefaultEgressChain);
+  t.add_rule(Rule(kDefaultEgressChain).ct_state(kCtOpen).accept());
+  t.add_rule(Rule(kDefaultEgressChain).jump(kDenyChain));
+  t.add_rule(Rule(kDefaultEgressChain).accept());
+}
+
 // `to` accepted, or when ports are restricted, only to those ports.
 void accept_to(Transaction& t, const SandboxFirewall& s, const std::function<Rule()>& to) {
   if (s.allow_ports.empty()) {
@@ -160,7 +175,20 @@ std::vector<nft::Element> port_elements(const SandboxFirewall& s, uint8_t proto,
   return out;
 }
 
+void add_published_ports(Transaction& t, const SandboxFirewall& s) {
+  for (uint8_t proto : kProtocols) {
+    if (auto elements = port_elements(s, proto, true); !elements.empty()) {
+      t.add_elements(port_map(proto), elements);
+    }
+  }
+}
+
 void add_sandbox(Transaction& t, const SandboxFirewall& s) {
+  if (has_default_policy(s)) {
+    t.add_elements(kEgressMap, {element(nft::ipv4_key(s.address), {}, kDefaultEgressChain)});
+    add_published_ports(t, s);
+    return;
+  }
   nft::SetSpec learned = set_spec(dns_set(s.key), kTypeIpv4, 4);
   learned.timeout = true;
   t.add_set(learned);
@@ -179,11 +207,7 @@ void add_sandbox(Transaction& t, const SandboxFirewall& s) {
     t.add_rule(Rule(ingress_chain(s.key)).limit_over(s.bandwidth).drop());
     t.add_elements(kIngressMap, {element(nft::ipv4_key(s.address), {}, ingress_chain(s.key))});
   }
-  for (uint8_t proto : kProtocols) {
-    if (auto elements = port_elements(s, proto, true); !elements.empty()) {
-      t.add_elements(port_map(proto), elements);
-    }
-  }
+  add_published_ports(t, s);
 }
 
 }  // namespace
@@ -207,6 +231,7 @@ Result<void> firewall_reset(const FirewallConfig& config, const std::vector<Sand
   t.add_table();
   add_maps(t);
   add_deny_chain(t, config);
+  add_default_egress_chain(t);
   add_forward_chain(t, config);
   add_input_chain(t, config);
   add_nat_chains(t, config);
@@ -237,18 +262,22 @@ Result<void> firewall_remove(const FirewallConfig& config, const SandboxFirewall
       t.delete_elements(port_map(proto), elements);
     }
   }
-  t.flush_chain(egress_chain(s.key));
-  t.delete_chain(egress_chain(s.key));
-  t.delete_set(dns_set(s.key));
-  t.delete_set(ports_set(s.key));
+  const bool shared = has_default_policy(s);
+  if (!shared) {
+    t.flush_chain(egress_chain(s.key));
+    t.delete_chain(egress_chain(s.key));
+    t.delete_set(dns_set(s.key));
+    t.delete_set(ports_set(s.key));
+  }
   auto removed = t.commit();
   if (removed.ok() || removed.error().sys_errno() != ENOENT) {
     return removed.ok() ? ok() : std::move(removed).error().context(ctx());
   }
   // Something is missing: the sandbox was added in one transaction, so if its chain is gone, all of it is (or the
-  // whole table is). Anything else missing is a table changed behind our back: an error.
+  // whole table is). Anything else missing is a table changed behind our back: an error. A sandbox on the shared
+  // chain has nothing of its own but map elements, all added at once: one missing means none is there.
   SBX_ASSIGN_CTX(bool table, nft::table_exists(config.table), "{}", ctx());
-  if (!table) {
+  if (!table || shared) {
     return ok();
   }
   SBX_ASSIGN_CTX(bool present, nft::chain_exists(config.table, egress_chain(s.key)), "{}", ctx());

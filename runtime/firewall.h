@@ -2,10 +2,11 @@
 // The sandboxes' firewall: one nftables table, `inet <table>`, holding
 //   - base chains for the bridge: what sandboxes may send (forward), reach on the host (input: only the DNS
 //     forwarder), masquerade on the way out, and DNAT for published ports;
-//   - per sandbox: a chain `sb-<key>` with its egress policy, a set `sb-<key>-dns` of addresses its DNS answers
-//     allowed (entries expire), `sb-<key>-ports` of allowed destination ports, an element in the `egress` verdict
-//     map (its address -> its chain), optionally `in-<key>` (a bandwidth cap on what it receives), and its
-//     published ports in the `ports_tcp` / `ports_udp` maps.
+//   - per sandbox: an element in the `egress` verdict map (its address -> its egress chain) and its published ports
+//     in the `ports_tcp` / `ports_udp` maps. A sandbox with the default policy and no bandwidth cap jumps to the
+//     shared chain `egress-default`; any other has a chain `sb-<key>` with its egress policy, a set `sb-<key>-dns`
+//     of addresses its DNS answers allowed (entries expire), `sb-<key>-ports` of allowed destination ports, and
+//     optionally `in-<key>` (a bandwidth cap on what it receives).
 // Adding a sandbox is one transaction and so is removing it: the table never holds half a sandbox.
 #include <cstdint>
 #include <string>

@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <memory>
 
+#include "runtime/net_sandbox.h"
+
 namespace sbx::rt {
 
 namespace {
@@ -194,6 +196,9 @@ Result<void> create_sandbox_veth(const NetworkPlan& net, pid_t pid) {
     return nl_error(err, "create veth '{}' (peer eth0 in the namespace of pid {}) on bridge '{}'", net.host_ifname,
                     pid, net.bridge);
   }
+  if (int err = disable_ipv6(net.host_ifname.c_str())) {
+    return Error(fmt::format("turn IPv6 off on '{}'", net.host_ifname), err);
+  }
   // Created down: a down port forwards nothing until it is isolated.
   return isolate_and_bring_up(sk.get(), net.host_ifname);
 }
@@ -238,6 +243,9 @@ Result<void> ensure_bridge(const std::string& name, const Ipv4Net& address, uint
     bridge = std::move(*existing);
   } else {
     SBX_ASSIGN(bridge, make_bridge(sk.get(), name, mtu));
+  }
+  if (int err = disable_ipv6(name.c_str())) {
+    return Error(fmt::format("turn IPv6 off on bridge '{}'", name), err);
   }
   SBX_TRY(add_bridge_address(sk.get(), rtnl_link_get_ifindex(bridge.get()), name, address));
   return bring_up(sk.get(), bridge.get(), name);

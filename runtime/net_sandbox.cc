@@ -6,7 +6,11 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace sbx::rt {
@@ -98,6 +102,21 @@ int add_default_route(RouteRequests& rq, unsigned index, uint32_t gateway) {
 }
 
 }  // namespace
+
+int disable_ipv6(const char* ifname) noexcept {
+  char path[96];
+  int n = std::snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+  if (n < 0 || static_cast<size_t>(n) >= sizeof path) {
+    return ENAMETOOLONG;
+  }
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno == ENOENT && ::access("/proc/sys/net/ipv6", F_OK) != 0 ? 0 : errno;
+  }
+  int err = ::write(fd, "1", 1) == 1 ? 0 : errno;
+  ::close(fd);
+  return err;
+}
 
 int configure_sandbox_eth0(const NetworkPlan& net) noexcept {
   unsigned index = if_nametoindex("eth0");

@@ -268,4 +268,43 @@ TEST_CASE("the firewall table holds each sandbox's chain and map entries, and re
   CHECK_FALSE(*exists);
 }
 
+TEST_CASE("sandboxes with the default policy share one egress chain and own only map elements") {
+  enter_test_netns();
+  rt::FirewallConfig config;
+  config.table = "sbxtest";
+  config.bridge = kBridge;
+  config.subnet = {kGateway.first(), kGateway.prefix};
+  config.gateway = kGateway.address;
+  config.denied = rt::default_denied_networks();
+  rt::SandboxFirewall a;
+  a.key = "fwa";
+  a.address = *parse_ipv4("10.99.0.8");
+  a.ports = {{*parse_ipv4("127.0.0.1"), 18081, 80, IPPROTO_TCP}};
+  rt::SandboxFirewall b;
+  b.key = "fwb";
+  b.address = *parse_ipv4("10.99.0.9");
+  REQUIRE_OK(rt::firewall_reset(config, {a}));
+  REQUIRE_OK(rt::firewall_add(config, b));
+  std::string table = command_output("nft list table inet sbxtest 2>&1");
+  CHECK(table.find("10.99.0.8 : jump egress-default") != std::string::npos);
+  CHECK(table.find("10.99.0.9 : jump egress-default") != std::string::npos);
+  CHECK(table.find("127.0.0.1 . 18081 : 10.99.0.8 . 80") != std::string::npos);
+  CHECK(table.find("sb-fwa") == std::string::npos);
+  CHECK(table.find("sb-fwb") == std::string::npos);
+  // The shared chain is the default policy: established traffic, then the denied ranges, then the rest accepted.
+  std::string chain = command_output("nft list chain inet sbxtest egress-default 2>&1");
+  CHECK(chain.find("established,related accept") != std::string::npos);
+  CHECK(chain.find("jump deny") < chain.rfind("accept"));
+
+  REQUIRE_OK(rt::firewall_remove(config, a));
+  table = command_output("nft list table inet sbxtest 2>&1");
+  CHECK(table.find("10.99.0.8") == std::string::npos);
+  CHECK(table.find("18081") == std::string::npos);
+  CHECK(table.find("10.99.0.9 : jump egress-default") != std::string::npos);
+  REQUIRE_OK(rt::firewall_remove(config, a));  // again: nothing to do
+  REQUIRE_OK(rt::firewall_remove(config, b));
+  CHECK(command_output("nft list table inet sbxtest 2>&1").find("10.99.0.9") == std::string::npos);
+  REQUIRE_OK(rt::firewall_delete(config));
+}
+
 }  // TEST_SUITE
