@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
+#include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 
@@ -74,6 +75,23 @@ int link_up(RouteRequests& rq, unsigned index) {
   return rq.commit();
 }
 
+// No IPv6 address generation on the link (IN6_ADDR_GEN_MODE_NONE), asked before it goes up: no link-local
+// address, so no duplicate address detection or router solicitation. /proc/sys is read-only by then, so this is
+// netlink's way, not disable_ipv6. A kernel without IPv6 has nothing to turn off.
+int no_ipv6_addresses(RouteRequests& rq, unsigned index) {
+  nlmsghdr* nlh = rq.begin(RTM_NEWLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = static_cast<int>(index);
+  nlattr* spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+  nlattr* inet6 = mnl_attr_nest_start(nlh, AF_INET6);
+  mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+  mnl_attr_nest_end(nlh, inet6);
+  mnl_attr_nest_end(nlh, spec);
+  int err = rq.commit();
+  return err == EAFNOSUPPORT || err == EOPNOTSUPP ? 0 : err;
+}
+
 int add_address(RouteRequests& rq, unsigned index, const Ipv4Net& address) {
   nlmsghdr* nlh = rq.begin(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
   auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
@@ -128,6 +146,9 @@ int configure_sandbox_eth0(const NetworkPlan& net) noexcept {
     return err;
   }
   if (int err = rq.bind()) {
+    return err;
+  }
+  if (int err = no_ipv6_addresses(rq, index)) {
     return err;
   }
   if (int err = link_up(rq, index)) {

@@ -12,7 +12,7 @@ namespace sbx::rt {
 // IPv6; else an errno.
 int disable_ipv6(const char* ifname) noexcept;
 
-// eth0 up (IPv6 off), with net.address (and so a route to the subnet), and a default route via net.gateway.
+// eth0 up (no IPv6 addresses), with net.address (and so a route to the subnet), and a default route via net.gateway.
 int configure_sandbox_eth0(const NetworkPlan& net) noexcept;
 
 }  // namespace sbx::rt

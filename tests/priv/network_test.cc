@@ -15,6 +15,7 @@
 #include <cstdio>
 
 #include "base/fd.h"
+#include "base/file.h"
 #include "runtime/firewall.h"
 #include "runtime/namespaces.h"
 #include "runtime/net_link.h"
@@ -148,6 +149,14 @@ TEST_CASE("a bridge-mode sandbox has eth0 with its address and a default route, 
                                   "grep -o 'inet [0-9./]*'; ip route | grep default"));
     CHECK(out.status.code == 0);
     CHECK(out.out == "eth0\nlo\n1500\ninet 10.99.0.2/24\ndefault via 10.99.0.1 dev eth0 \n");
+
+    // IPv4 only: no IPv6 address is made on eth0, and IPv6 is off on the host end.
+    auto v6 = exec_capture(env.runtime(), g.id(), shell("cat /proc/sys/net/ipv6/conf/eth0/addr_gen_mode; "
+                                                        "ip -6 addr show dev eth0 | grep -c inet6"));
+    CHECK(v6.out == "1\n0\n");
+    auto host_v6 = read_file("/proc/sys/net/ipv6/conf/sbxvtest01/disable_ipv6");
+    REQUIRE_OK(host_v6);
+    CHECK(*host_v6 == "1\n");
 
     LineServer server;
     auto sent = exec_capture(env.runtime(), g.id(),
