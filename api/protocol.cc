@@ -66,6 +66,9 @@ std::vector<MethodSpec> build_methods() {
        ""},
       {"daemon.health", "Checks the database, the run directory, the cgroup parent and the monitor program.", {},
        "{status: \"ok\"|\"degraded\", checks: {database, run_dir, cgroups, monitor}}", ""},
+      {"daemon.metrics", "Daemon-wide counts for monitoring: sandboxes by state over every owner and tenant, OOM kills "
+       "and running execs (root and trusted callers only).", {},
+       "{sandboxes: {created, running, exited}, oom_kills, execs_running}", ""},
       {"sandbox.create",
        "Creates a sandbox from a root filesystem or an image and, unless start is false, starts it.",
        create_params,

@@ -115,6 +115,7 @@ class Daemon {
   // Handlers: one per method.
   void daemon_info(CallPtr call);
   void daemon_health(CallPtr call);
+  void daemon_metrics(CallPtr call);
   void sandbox_create(CallPtr call);
   void sandbox_run(CallPtr call);
   void sandbox_start(CallPtr call);
@@ -196,6 +197,7 @@ class Daemon {
   uv_loop_t* loop_;
   DaemonConfig config_;
   int64_t started_ms_ = 0;
+  uint64_t oom_kills_ = 0;  // runs that ended with an OOM kill since sbxd started (daemon.metrics)
   std::unique_ptr<Store> store_;
   std::unique_ptr<rt::Runtime> runtime_;
   std::unique_ptr<Network> network_;

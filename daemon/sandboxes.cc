@@ -343,6 +343,7 @@ void Daemon::finish_run(SandboxEntry& e, std::optional<int> exit_code, std::opti
   log_info("sandbox={}: exited (code {}, signal {}{})", row.id, exit_code ? std::to_string(*exit_code) : "-",
            signal ? std::to_string(*signal) : "-", oom ? ", OOM-killed" : "");
   if (oom) {
+    ++oom_kills_;
     emit("oom", row);
   }
   emit("exited", row, {{"exit_code", exit_code ? json(*exit_code) : json()},

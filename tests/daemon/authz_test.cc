@@ -140,6 +140,29 @@ TEST_CASE("daemon.info counts for a plain uid only the sandboxes it may see") {
   CHECK_MESSAGE(info["ok"]["sandboxes"]["total"] == 0, info.dump());
 }
 
+TEST_CASE("daemon.metrics counts every sandbox for root and trusted callers and refuses a plain uid") {
+  init_child_socket();
+  Sandbox running;
+  Sandbox created(json{{"start", false}});
+  json all = call_ok("daemon.metrics");
+  CAPTURE(all.dump());
+  // Other tests' sandboxes may exist; these two at least are counted, each in its state.
+  CHECK(all["sandboxes"]["running"].get<int>() >= 1);
+  CHECK(all["sandboxes"]["created"].get<int>() >= 1);
+  CHECK(all["oom_kills"].is_number_unsigned());
+  CHECK(all["execs_running"].is_number_unsigned());
+  json t = as_trusted([&] {
+    return json{{"self", ChildClient().call("daemon.metrics")}, {"tenant", ChildClient("acme").call("daemon.metrics")}};
+  });
+  CAPTURE(t.dump());
+  REQUIRE(t["self"].contains("ok"));
+  // A trusted caller sees root's sandboxes in the counts, though sandbox.list would not show them to it.
+  CHECK(t["self"]["ok"]["sandboxes"]["running"] == all["sandboxes"]["running"]);
+  CHECK(t["tenant"]["ok"]["sandboxes"]["created"] == all["sandboxes"]["created"]);
+  json u = as_user([&] { return ChildClient().call("daemon.metrics"); });
+  CHECK_MESSAGE(u.value("code", 0) == api::kPermissionDenied, u.dump());
+}
+
 TEST_CASE("a plain uid creates and uses its own sandbox from a rootfs under --rootfs-dir") {
   init_child_socket();
   RemoveLater cleanup;
