@@ -188,6 +188,18 @@ std::vector<MethodSpec> build_methods() {
       {"environment.remove", "Removes every version of an environment, or one (\"NAME@VERSION\"). Sandboxes made "
        "from it keep running. Root and trusted callers only.",
        {{"name", P::kString, true, "\"NAME\" or \"NAME@VERSION\""}}, "{removed_versions}", ""},
+      {"apikey.create", "Creates an API key for the call's tenant (the generic tenant param, required here) and "
+       "returns it: the only time the key is shown; sbxd keeps its SHA-256. Root only.",
+       {{"name", P::kString, false, "a label; up to 64 printable ASCII characters"}},
+       "{id, key, tenant, name, created}", ""},
+      {"apikey.list", "The API keys of the call's tenant, or every key without one; never a key or its hash. "
+       "Root only.",
+       {}, "{keys: [{id, tenant, name, created, last_used}]}", ""},
+      {"apikey.revoke", "Deletes an API key: it never verifies again. Root only.",
+       {{"id", P::kString, true, "the key's id"}}, "{id, revoked: true}", ""},
+      {"apikey.verify", "Checks an API key; answers whom it acts for and records its use (at most once a minute). "
+       "Any failure is -32001 \"invalid API key\". Root and trusted callers only.",
+       {{"key", P::kString, true, "the key text, \"sbx_...\""}}, "{id, tenant, name}", ""},
       {"events.subscribe", "Sends sandbox events as they happen, until the client disconnects.",
        {{"types", P::kStringArray, false, "only these: created, started, exited, oom, destroyed"},
         {"id", P::kString, false, "only this sandbox's events"}},

@@ -79,6 +79,11 @@ int cmd_env_ls(const Globals& g, bool quiet);
 int cmd_env_inspect(const Globals& g, const std::vector<std::string>& refs);
 int cmd_env_rm(const Globals& g, const std::vector<std::string>& refs);
 
+// apikey create|ls|revoke (cmd_apikey.cc). create needs g.tenant.
+int cmd_apikey_create(const Globals& g, const std::string& name, bool quiet);
+int cmd_apikey_ls(const Globals& g, bool quiet);
+int cmd_apikey_revoke(const Globals& g, const std::vector<std::string>& ids);
+
 int cmd_info(const Globals& g);
 int cmd_events(const Globals& g, const EventsOptions& o);
 int cmd_execs(const Globals& g, const std::string& id, const std::string& limit);

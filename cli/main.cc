@@ -37,6 +37,7 @@ struct Args {
   std::string src;
   std::string dst;
   std::string limit;
+  std::string key_name;
   std::vector<std::string> ids;
 };
 
@@ -225,6 +226,23 @@ void add_env_commands(CLI::App& app, Args& a) {
   rm->add_option("environment", a.ids, "NAME or NAME@VERSION")->required();
 }
 
+void add_apikey_commands(CLI::App& app, Args& a) {
+  auto* apikey = app.add_subcommand("apikey", "Manage the API keys of the HTTP shim (root only): create, ls, revoke");
+  apikey->require_subcommand(1);
+  apikey->fallthrough();
+  auto* create = apikey->add_subcommand("create", "Create an API key for a tenant; prints the key, this once only");
+  create->add_option("--tenant", a.g.tenant, "The tenant the key acts for (required)");
+  create->add_option("--name", a.key_name, "A label for the key (up to 64 printable ASCII characters)");
+  create->add_flag("-q,--quiet", a.quiet, "Print only the key");
+  auto* ls = apikey->add_subcommand("ls", "List API keys (never the keys themselves)");
+  ls->alias("list");
+  ls->add_option("--tenant", a.g.tenant, "Only this tenant's keys");
+  ls->add_flag("-q,--quiet", a.quiet, "Print only the ids");
+  auto* revoke = apikey->add_subcommand("revoke", "Revoke API keys: they never verify again");
+  revoke->alias("rm");
+  revoke->add_option("id", a.ids, "Key ids")->required();
+}
+
 // The words up to where a subcommand should be, when it names none ("lss", "image lss"); "" otherwise.
 std::string unknown_command(const CLI::App& app, int argc, char** argv) {
   const CLI::App* current = &app;
@@ -324,6 +342,16 @@ int env_dispatch(const std::string& name, Args& a) {
   return cmd_env_rm(a.g, a.ids);
 }
 
+int apikey_dispatch(const std::string& name, Args& a) {
+  if (name == "create") {
+    return cmd_apikey_create(a.g, a.key_name, a.quiet);
+  }
+  if (name == "ls") {
+    return cmd_apikey_ls(a.g, a.quiet);
+  }
+  return cmd_apikey_revoke(a.g, a.ids);
+}
+
 int dispatch(const std::string& name, Args& a) {
   a.create.command = trailing_command(a.create.command);
   a.create.tenant = a.g.tenant;
@@ -381,6 +409,7 @@ int run_main(int argc, char** argv) {
   add_daemon_commands(app, a);
   add_image_commands(app, a);
   add_env_commands(app, a);
+  add_apikey_commands(app, a);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -398,8 +427,11 @@ int run_main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   const CLI::App* command = app.get_subcommands().front();
   std::string name = command->get_name();
-  if (name == "image" || name == "env") {
+  if (name == "image" || name == "env" || name == "apikey") {
     std::string sub = command->get_subcommands().front()->get_name();
+    if (name == "apikey") {
+      return apikey_dispatch(sub, a);
+    }
     return name == "image" ? image_dispatch(sub, a) : env_dispatch(sub, a);
   }
   return dispatch(name, a);

@@ -214,6 +214,8 @@ void Daemon::dispatch(CallPtr call) {
       {"environment.update", &Daemon::environment_update}, {"environment.list", &Daemon::environment_list},
       {"environment.inspect", &Daemon::environment_inspect},
       {"environment.remove", &Daemon::environment_remove},
+      {"apikey.create", &Daemon::apikey_create},     {"apikey.list", &Daemon::apikey_list},
+      {"apikey.revoke", &Daemon::apikey_revoke},     {"apikey.verify", &Daemon::apikey_verify},
   };
   auto it = handlers.find(call->method());
   if (it == handlers.end()) {

@@ -142,6 +142,12 @@ class Daemon {
   void environment_list(CallPtr call);
   void environment_inspect(CallPtr call);
   void environment_remove(CallPtr call);
+  void apikey_create(CallPtr call);
+  void apikey_list(CallPtr call);
+  void apikey_revoke(CallPtr call);
+  void apikey_verify(CallPtr call);
+  // Records an apikey.* event (the key's id, label and tenant; never the key) in the audit trail.
+  void record_key_event(const std::string& type, const Caller& caller, const ApiKeyRow& key);
 
   // Lifecycle.
   // Starts the sandbox's monitor; `done` once the sandbox is up (state running) or failed to come up.

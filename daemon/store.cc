@@ -50,6 +50,13 @@ const char* const kMigrations[] = {
     CREATE TABLE leases (
       address INTEGER PRIMARY KEY, sandbox_id TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
     )sql",
+    // 5: API keys of the HTTP shim, stored as the SHA-256 of the key (UNIQUE: the index apikey.verify looks up).
+    R"sql(
+    CREATE TABLE api_keys (
+      id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+      created INTEGER NOT NULL, last_used INTEGER);
+    CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created);
+    )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -392,6 +399,73 @@ Result<int64_t> Store::delete_environment(const std::string& name, std::optional
     return impl_->run_counted("DELETE FROM environments WHERE name = ? AND version = ?", {name, int64_t(*version)});
   }
   return impl_->run_counted("DELETE FROM environments WHERE name = ?", {name});
+}
+
+namespace {
+
+// id, tenant, name, created, last_used: the columns every API key query reads first.
+ApiKeyRow api_key_row(sqlite3_stmt* s) {
+  ApiKeyRow r;
+  r.id = column_text(s, 0);
+  r.tenant = column_text(s, 1);
+  r.name = column_text(s, 2);
+  r.created = sqlite3_column_int64(s, 3);
+  r.last_used = sqlite3_column_type(s, 4) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 4);
+  return r;
+}
+
+}  // namespace
+
+Result<bool> Store::add_api_key(const ApiKeyRow& r) {
+  // Only a taken id is "not added"; any other constraint (a duplicate hash) stays an error.
+  SBX_ASSIGN(int64_t added,
+             impl_->run_counted("INSERT INTO api_keys (id, tenant, name, hash, created, last_used) "
+                                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                                {r.id, r.tenant, r.name, r.hash, r.created,
+                                 r.last_used != 0 ? Value(r.last_used) : Value()}));
+  return added == 1;
+}
+
+Result<std::vector<ApiKeyRow>> Store::api_keys(const std::optional<std::string>& tenant) {
+  std::vector<ApiKeyRow> rows;
+  const char* sql = tenant ? "SELECT id, tenant, name, created, last_used FROM api_keys WHERE tenant = ? "
+                             "ORDER BY created, id"
+                           : "SELECT id, tenant, name, created, last_used FROM api_keys ORDER BY created, id";
+  std::vector<Value> values;
+  if (tenant) {
+    values.push_back(*tenant);
+  }
+  SBX_TRY(impl_->query(sql, values, [&](sqlite3_stmt* s) { rows.push_back(api_key_row(s)); }));
+  return rows;
+}
+
+Result<std::optional<ApiKeyRow>> Store::api_key(const std::string& id) {
+  std::optional<ApiKeyRow> row;
+  SBX_TRY(impl_->query("SELECT id, tenant, name, created, last_used, hash FROM api_keys WHERE id = ?", {id},
+                       [&](sqlite3_stmt* s) {
+                         row = api_key_row(s);
+                         row->hash = column_text(s, 5);
+                       }));
+  return row;
+}
+
+Result<std::optional<ApiKeyRow>> Store::api_key_by_hash(const std::string& hash) {
+  std::optional<ApiKeyRow> row;
+  SBX_TRY(impl_->query("SELECT id, tenant, name, created, last_used, hash FROM api_keys WHERE hash = ?", {hash},
+                       [&](sqlite3_stmt* s) {
+                         row = api_key_row(s);
+                         row->hash = column_text(s, 5);
+                       }));
+  return row;
+}
+
+Result<void> Store::set_api_key_last_used(const std::string& id, int64_t when) {
+  return impl_->run("UPDATE api_keys SET last_used = ? WHERE id = ?", {when, id});
+}
+
+Result<bool> Store::delete_api_key(const std::string& id) {
+  SBX_ASSIGN(int64_t deleted, impl_->run_counted("DELETE FROM api_keys WHERE id = ?", {id}));
+  return deleted > 0;
 }
 
 Result<void> Store::check() { return impl_->query("SELECT count(*) FROM sandboxes", {}, [](sqlite3_stmt*) {}); }

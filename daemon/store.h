@@ -102,6 +102,16 @@ struct LeaseRow {
   int64_t created_at = 0;
 };
 
+// An API key of the HTTP shim: who it acts for, and the SHA-256 hex of its text (never the text itself).
+struct ApiKeyRow {
+  std::string id;
+  std::string tenant;
+  std::string name;
+  std::string hash;       // empty in the rows api_keys() returns: listing never reads it
+  int64_t created = 0;    // epoch ms
+  int64_t last_used = 0;  // epoch ms; 0: never
+};
+
 class Store {
  public:
   // Opens (creating) the database and migrates it to the current schema.
@@ -134,6 +144,17 @@ class Store {
   Result<void> add_environment(const EnvironmentRow& row);  // fails when that version exists
   // Deletes one version, or all of them; returns how many went.
   Result<int64_t> delete_environment(const std::string& name, std::optional<int> version);
+
+  // API keys. add_api_key returns false, adding nothing, when the id is taken (the caller draws another).
+  Result<bool> add_api_key(const ApiKeyRow& row);
+  // Every key, or a tenant's, by creation time; without their hashes.
+  Result<std::vector<ApiKeyRow>> api_keys(const std::optional<std::string>& tenant);
+  Result<std::optional<ApiKeyRow>> api_key(const std::string& id);
+  // The key with that hash (an indexed lookup: apikey.verify runs it on every request of the shim).
+  Result<std::optional<ApiKeyRow>> api_key_by_hash(const std::string& hash);
+  Result<void> set_api_key_last_used(const std::string& id, int64_t when);
+  // Returns whether a key of that id was there.
+  Result<bool> delete_api_key(const std::string& id);
 
   Result<void> check();
   // Deletes the exec records that started, and the events that happened, before `before_ms` (epoch ms).

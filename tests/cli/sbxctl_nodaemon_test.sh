@@ -38,7 +38,7 @@ check "SBX_SOCKET is used" "sbxctl: cannot connect to sbxd at $dir/env.sock: is 
 for cmd in "create --rootfs /" "run --rootfs / -- true" "exec box true" "inspect box" "logs box" "start box" \
     "stop box" "restart box" "kill box" "rm box" "stats" "cp box:/a $dir/a" "events" "info" "execs" \
     "image ls" "image inspect img" "image rm img" "env ls" "env inspect py" "env rm py@1" "env create py --image img" \
-    "env update py --memory 1G"; do
+    "env update py --memory 1G" "apikey create --tenant acme" "apikey ls" "apikey revoke 0123456789ab"; do
   # shellcheck disable=SC2086
   "$ctl" --socket "$dir/sbxd.sock" $cmd >/dev/null 2>&1; rc=$?
   check "no daemon: '$cmd' exits 125" 125 "$rc"
@@ -104,6 +104,12 @@ err=$("$ctl" --socket "$dir/sbxd.sock" env rm py@0 2>&1); rc=$?
 check "env rm of a bad ref: 125" 125 "$rc"
 err=$("$ctl" --socket "$dir/sbxd.sock" env create py 2>&1); rc=$?
 check "env create without --image: 125" 125 "$rc"
+err=$("$ctl" --socket "$dir/sbxd.sock" apikey create 2>&1); rc=$?
+check "apikey create without --tenant: 125" 125 "$rc"
+check "apikey create without --tenant: says so before connecting" \
+  "sbxctl: apikey create: --tenant is required (the tenant the key acts for)" "$err"
+err=$("$ctl" --socket "$dir/sbxd.sock" apikey revoke 2>&1); rc=$?
+check "apikey revoke without an id: 125" 125 "$rc"
 err=$("$ctl" --socket "$dir/sbxd.sock" image import --stream "$dir" --name x 2>&1); rc=$?
 check "streaming a directory: 125" 125 "$rc"
 contains "streaming a directory: says to tar it" "make a tarball of it" "$err"

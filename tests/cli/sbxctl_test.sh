@@ -241,6 +241,58 @@ out=$(ctl events --no-follow --history 2)
 check "events --no-follow --history 2: two lines" 2 "$(echo "$out" | wc -l)"
 contains "events --no-follow: the last one" "destroyed" "$out"
 
+# --- apikey -------------------------------------------------------------------------------------------------------
+out=$(ctl apikey create --tenant acme --name "ci key"); rc=$?
+check "apikey create exits 0" 0 "$rc"
+contains "apikey create says the key is shown once" "shown only this once" "$out"
+key=$(echo "$out" | tail -n 1)
+case $key in
+  sbx_???????????????????????????????????????????) check "apikey create prints the key" ok ok ;;
+  *) check "apikey create prints the key" "sbx_ and 43 characters" "$key" ;;
+esac
+kid=$(ctl --json apikey ls | jget '[k["id"] for k in j["keys"] if k["name"] == "ci key"][0]')
+contains "apikey create names the id" "$kid" "$out"
+check "the key verifies as its tenant" acme \
+  "$("$py" -c 'import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall((json.dumps({"jsonrpc": "2.0", "id": 1, "method": "apikey.verify", "params": {"key": sys.argv[2]}}) + "\n").encode())
+print(json.loads(s.makefile().readline())["result"]["tenant"])' "$sock" "$key")"
+qkey=$(ctl apikey create --tenant other -q); rc=$?
+check "apikey create -q exits 0" 0 "$rc"
+check "apikey create -q prints only the key" 1 "$(echo "$qkey" | wc -l)"
+case $qkey in sbx_*) check "apikey create -q: the key" ok ok ;; *) check "apikey create -q: the key" "sbx_..." "$qkey" ;; esac
+check "apikey create --json has the key" 47 "$(ctl --json apikey create --tenant acme | jget 'len(j["key"])')"
+err=$(ctl apikey create 2>&1); rc=$?
+check "apikey create without --tenant exits 125" 125 "$rc"
+contains "and says --tenant is required" "--tenant is required" "$err"
+out=$(ctl apikey ls)
+contains "apikey ls has a header" "LAST USED" "$out"
+contains "apikey ls shows the key's id" "$kid" "$out"
+contains "apikey ls shows the name" "ci key" "$out"
+lacks "apikey ls does not show the key" "$key" "$out"
+lacks "apikey ls does not show the other key" "$qkey" "$out"
+lacks "apikey ls --json does not show the key" "${key#sbx_}" "$(ctl --json apikey ls)"
+check "apikey ls -q: three ids" 3 "$(ctl apikey ls -q | wc -l)"
+check "apikey ls --tenant acme" 2 "$(ctl apikey ls -q --tenant acme | wc -l)"
+contains "apikey ls --tenant acme has the key" "$kid" "$(ctl apikey ls -q --tenant acme)"
+check "apikey ls --tenant nobody" "" "$(ctl apikey ls -q --tenant nobody)"
+out=$(ctl apikey revoke "$kid"); rc=$?
+check "apikey revoke exits 0" 0 "$rc"
+check "apikey revoke says so" "$kid: revoked" "$out"
+lacks "a revoked key is not listed" "$kid" "$(ctl apikey ls -q)"
+err=$(ctl apikey revoke "$kid" 2>&1); rc=$?
+check "apikey revoke of a revoked key exits 125" 125 "$rc"
+check "and says there is no such key" "sbxctl: no API key '$kid'" "$err"
+err=$(ctl apikey revoke 000000000000 2>&1); rc=$?
+check "apikey revoke of an unknown id exits 125" 125 "$rc"
+check "and names it" "sbxctl: no API key '000000000000'" "$err"
+for id in $(ctl apikey ls -q); do ctl apikey revoke "$id" >/dev/null; done
+check "apikey revoke of every key leaves none" "" "$(ctl apikey ls -q)"
+types=$(ctl --json events --no-follow --history 100 | "$py" -c '
+import json, sys
+print(" ".join(e["type"] for e in map(json.loads, sys.stdin) if e["id"] == sys.argv[1]))' "$kid")
+check "apikey: created and revoked are events" "apikey.created apikey.revoked" "$types"
+
 # --- the daemon going away ----------------------------------------------------------------------------------------
 stop_daemon
 err=$(ctl ls 2>&1); rc=$?

@@ -184,4 +184,31 @@ TEST_CASE("execs running when sbxd dies are killed, tree and all; their sandbox 
   CHECK(s.state() == "running");
 }
 
+TEST_CASE("API keys survive a restart of sbxd: a key verifies again, a revoked one still does not") {
+  DaemonProcess& d = TestEnv::get().daemon();
+  DaemonBack back;
+  api::Client c = connect();
+  c.set_tenant("restart-tenant");
+  json kept = call_ok(c, "apikey.create", {{"name", "kept"}});
+  json revoked = call_ok(c, "apikey.create", {{"name", "revoked"}});
+  call_ok("apikey.revoke", {{"id", revoked["id"]}});
+  d.stop();
+  // Only the hash is on disk: the database file does not hold the key text.
+  auto db = read_file(d.state_dir() + "/sbxd.db", 64 << 20);
+  REQUIRE(db.ok());
+  CHECK(db->find(kept["key"].get<std::string>().substr(4)) == std::string::npos);
+  d.start();
+  json verified = call_ok("apikey.verify", {{"key", kept["key"]}});
+  CHECK(verified == json{{"id", kept["id"]}, {"tenant", "restart-tenant"}, {"name", "kept"}});
+  api::CallError gone = call_err("apikey.verify", {{"key", revoked["key"]}});
+  CHECK(gone.code == api::kPermissionDenied);
+  CHECK(gone.message == "invalid API key");
+  api::Client again = connect();
+  again.set_tenant("restart-tenant");
+  json keys = call_ok(again, "apikey.list")["keys"];
+  REQUIRE(keys.size() == 1);
+  CHECK(keys[0]["id"] == kept["id"]);
+  call_ok("apikey.revoke", {{"id", kept["id"]}});
+}
+
 }  // TEST_SUITE

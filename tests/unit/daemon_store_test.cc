@@ -357,4 +357,81 @@ TEST_CASE("records outlive their sandbox's row") {
   CHECK(event_types(*s, {"gone", std::nullopt, std::nullopt}, 10) == Strings{"destroyed"});
 }
 
+TEST_CASE("a version 4 database is migrated to 5 with an empty api_keys table, its data kept") {
+  TempDb db;
+  // The version 4 schema as released, without the api_keys table, and one sandbox in it.
+  {
+    auto s = db.open();
+    REQUIRE(s->put_sandbox(sandbox("old", 1)).ok());
+  }
+  run_sql(db.path, "DROP TABLE api_keys; PRAGMA user_version = 4");
+  auto s = db.open();
+  CHECK(s->schema_version() == 5);
+  CHECK(user_version(db.path) == 5);
+  auto rows = s->sandboxes();
+  REQUIRE(rows.ok());
+  CHECK(rows->size() == 1);
+  auto keys = s->api_keys(std::nullopt);
+  REQUIRE_MESSAGE(keys.ok(), keys.error().message());
+  CHECK(keys->empty());
+}
+
+TEST_CASE("API keys round-trip, are found by id and by hash, listed per tenant without hashes, and deleted") {
+  TempDb db;
+  auto s = db.open();
+  ApiKeyRow a{"aaaaaaaaaaaa", "acme", "ci", std::string(64, 'a'), 1000, 0};
+  ApiKeyRow b{"bbbbbbbbbbbb", "other", "", std::string(64, 'b'), 2000, 0};
+  ApiKeyRow c{"cccccccccccc", "acme", "web", std::string(64, 'c'), 3000, 0};
+  for (const auto& row : {a, b, c}) {
+    auto added = s->add_api_key(row);
+    REQUIRE_MESSAGE(added.ok(), added.error().message());
+    CHECK(*added);
+  }
+  auto by_hash = s->api_key_by_hash(std::string(64, 'c'));
+  REQUIRE(by_hash.ok());
+  REQUIRE(by_hash->has_value());
+  CHECK((*by_hash)->id == "cccccccccccc");
+  CHECK((*by_hash)->tenant == "acme");
+  CHECK((*by_hash)->name == "web");
+  CHECK((*by_hash)->created == 3000);
+  CHECK((*by_hash)->last_used == 0);
+  CHECK(!s->api_key_by_hash(std::string(64, 'd'))->has_value());
+  CHECK((*s->api_key("bbbbbbbbbbbb"))->tenant == "other");
+  CHECK(!s->api_key("dddddddddddd")->has_value());
+
+  auto acme = s->api_keys(std::string("acme"));
+  REQUIRE(acme.ok());
+  REQUIRE(acme->size() == 2);
+  CHECK((*acme)[0].id == "aaaaaaaaaaaa");
+  CHECK((*acme)[1].id == "cccccccccccc");
+  CHECK((*acme)[0].hash.empty());
+  auto all = s->api_keys(std::nullopt);
+  REQUIRE(all.ok());
+  CHECK(all->size() == 3);
+
+  REQUIRE(s->set_api_key_last_used("aaaaaaaaaaaa", 5000).ok());
+  CHECK((*s->api_key("aaaaaaaaaaaa"))->last_used == 5000);
+
+  auto deleted = s->delete_api_key("aaaaaaaaaaaa");
+  REQUIRE(deleted.ok());
+  CHECK(*deleted);
+  CHECK(!*s->delete_api_key("aaaaaaaaaaaa"));
+  CHECK(!s->api_key_by_hash(std::string(64, 'a'))->has_value());
+  CHECK(s->api_keys(std::string("acme"))->size() == 1);
+}
+
+TEST_CASE("adding an API key under a taken id adds nothing; a duplicate hash is an error") {
+  TempDb db;
+  auto s = db.open();
+  REQUIRE(*s->add_api_key({"aaaaaaaaaaaa", "acme", "", std::string(64, 'a'), 1, 0}));
+  auto taken = s->add_api_key({"aaaaaaaaaaaa", "other", "", std::string(64, 'e'), 2, 0});
+  REQUIRE(taken.ok());
+  CHECK(!*taken);
+  CHECK((*s->api_key("aaaaaaaaaaaa"))->tenant == "acme");
+  CHECK(!s->api_key_by_hash(std::string(64, 'e'))->has_value());
+  auto same_hash = s->add_api_key({"ffffffffffff", "acme", "", std::string(64, 'a'), 3, 0});
+  CHECK(!same_hash.ok());
+  CHECK(s->api_keys(std::nullopt)->size() == 1);
+}
+
 }  // TEST_SUITE
