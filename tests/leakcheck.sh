@@ -15,7 +15,7 @@ leaks=$(
       pid=${comm#/proc/}
       pid=${pid%/comm}
       case $name in
-        sbx-init|sbx-probe|sbx-monitor) echo "process: $pid ($name)" ;;
+        sbx-init|sbx-probe|sbx-monitor|sbx-httpd) echo "process: $pid ($name)" ;;
       esac
       # A test's own sbxd (tests/daemon names its cgroup parent sbx-test-daemon-<pid>).
       if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- '--cgroup-parent-name sbx-test'; then
