@@ -100,7 +100,8 @@ std::string daemon_metrics_text(const json& result) {
       out += sample_line("sbx_sandboxes", {{"state", state}}, n.is_number() ? n.get<double>() : 0);
     }
   }
-  out += family_header("sbx_oom_kills_total", "counter", "Sandbox runs that ended with an OOM kill since sbxd started.");
+  out += family_header("sbx_oom_kills_total", "counter",
+                       "Sandbox runs that ended with an OOM kill since sbxd started.");
   out += sample_line("sbx_oom_kills_total", {}, result.value("oom_kills", 0.0));
   out += family_header("sbx_execs_running", "gauge", "Execs running in sbxd now, over all callers.");
   out += sample_line("sbx_execs_running", {}, result.value("execs_running", 0.0));

@@ -99,6 +99,22 @@ void set_stream_headers(httplib::Response& res) {
   res.set_header("X-Accel-Buffering", "no");  // nginx: pass events on as they come
 }
 
+// One streamed call on an sbxd connection of its own: each `notification` becomes the event `event_of` makes of
+// it, keep-alive comments go out while nothing else does, and a client that goes away shuts the connection down,
+// so that sbxd ends the call. Returns the call's outcome; the writer tells whether the client is still there.
+Result<json> stream_call(Backend& backend, std::string_view tenant, SseWriter& writer, double heartbeat,
+                         const std::string& method, const json& params, std::string_view notification,
+                         const std::function<std::string(const json&)>& event_of) {
+  SBX_ASSIGN(api::Client conn, backend.connect_dedicated(tenant));
+  const int fd = conn.fd();
+  Heartbeat beat(writer, heartbeat, [fd] { ::shutdown(fd, SHUT_RDWR); });  // stops before conn closes
+  return conn.call(method, params, [&](const std::string& m, const json& p) {
+    if (m == notification && !writer.write(event_of(p))) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+  });
+}
+
 }  // namespace
 
 void Handlers::stream_exec(Exchange& x, json params, bool base64) {
@@ -108,31 +124,19 @@ void Handlers::stream_exec(Exchange& x, json params, bool base64) {
     return;
   }
   if (sandbox->value("state", "") != "running") {
-    return send_error(x.res, {409, "invalid_state", fmt::format("sandbox '{}' is not running", params["id"].get<std::string>())});
+    return send_error(x.res, {409, "invalid_state",
+                              fmt::format("sandbox '{}' is not running", params["id"].get<std::string>())});
   }
   params["stream"] = true;
   set_stream_headers(x.res);
   x.res.set_chunked_content_provider(
       "text/event-stream", [this, tenant = x.tenant, params, base64](size_t, httplib::DataSink& sink) {
         SseWriter writer(sink);
-        auto conn = backend_.connect_dedicated(tenant);
-        if (!conn.ok()) {
-          writer.write(error_event(conn.error()));
-          sink.done();
-          return true;
-        }
-        const int fd = conn->fd();
         double start = monotonic_seconds();
-        Result<json> r = Error("not run");
-        {
-          Heartbeat heartbeat(writer, config_.heartbeat, [fd] { ::shutdown(fd, SHUT_RDWR); });
-          r = conn->call("sandbox.exec", params, [&](const std::string& method, const json& p) {
-            if (method == "exec.output" &&
-                !writer.write(sse_event(p.value("stream", "stdout"), chunk_data(p, base64)))) {
-              ::shutdown(fd, SHUT_RDWR);  // the client is gone: sbxd kills the exec when the connection ends
-            }
-          });
-        }
+        Result<json> r = stream_call(backend_, tenant, writer, config_.heartbeat, "sandbox.exec", params, "exec.output",
+                                     [base64](const json& p) {
+                                       return sse_event(p.value("stream", "stdout"), chunk_data(p, base64));
+                                     });
         double seconds = monotonic_seconds() - start;
         backend_.record_rpc("sandbox.exec", seconds);
         if (writer.failed()) {
@@ -157,22 +161,8 @@ void Handlers::stream_logs(Exchange& x, json params) {
   x.res.set_chunked_content_provider(
       "text/event-stream", [this, tenant = x.tenant, params](size_t, httplib::DataSink& sink) {
         SseWriter writer(sink);
-        auto conn = backend_.connect_dedicated(tenant);
-        if (!conn.ok()) {
-          writer.write(error_event(conn.error()));
-          sink.done();
-          return true;
-        }
-        const int fd = conn->fd();
-        Result<json> r = Error("not run");
-        {
-          Heartbeat heartbeat(writer, config_.heartbeat, [fd] { ::shutdown(fd, SHUT_RDWR); });
-          r = conn->call("sandbox.logs", params, [&](const std::string& method, const json& p) {
-            if (method == "logs.output" && !writer.write(sse_event("log", chunk_data(p, false)))) {
-              ::shutdown(fd, SHUT_RDWR);
-            }
-          });
-        }
+        Result<json> r = stream_call(backend_, tenant, writer, config_.heartbeat, "sandbox.logs", params, "logs.output",
+                                     [](const json& p) { return sse_event("log", chunk_data(p, false)); });
         if (writer.failed()) {
           return false;
         }
