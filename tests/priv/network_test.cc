@@ -132,6 +132,17 @@ std::string command_output(const std::string& cmd) {
   return out;
 }
 
+// A firewall table of the tests' own on the test bridge.
+rt::FirewallConfig test_firewall() {
+  rt::FirewallConfig config;
+  config.table = "sbxtest";
+  config.bridge = kBridge;
+  config.subnet = {kGateway.first(), kGateway.prefix};
+  config.gateway = kGateway.address;
+  config.denied = rt::default_denied_networks();
+  return config;
+}
+
 }  // namespace
 
 TEST_SUITE("network") {
@@ -235,12 +246,7 @@ TEST_CASE("a link left with the veth's name (a previous run's, still going) is r
 
 TEST_CASE("the firewall table holds each sandbox's chain and map entries, and removing a sandbox removes them") {
   enter_test_netns();
-  rt::FirewallConfig config;
-  config.table = "sbxtest";
-  config.bridge = kBridge;
-  config.subnet = {kGateway.first(), kGateway.prefix};
-  config.gateway = kGateway.address;
-  config.denied = rt::default_denied_networks();
+  const rt::FirewallConfig config = test_firewall();
   rt::SandboxFirewall sb;
   sb.key = "fw1";
   sb.address = *parse_ipv4("10.99.0.7");
@@ -279,12 +285,7 @@ TEST_CASE("the firewall table holds each sandbox's chain and map entries, and re
 
 TEST_CASE("sandboxes with the default policy share one egress chain and own only map elements") {
   enter_test_netns();
-  rt::FirewallConfig config;
-  config.table = "sbxtest";
-  config.bridge = kBridge;
-  config.subnet = {kGateway.first(), kGateway.prefix};
-  config.gateway = kGateway.address;
-  config.denied = rt::default_denied_networks();
+  const rt::FirewallConfig config = test_firewall();
   rt::SandboxFirewall a;
   a.key = "fwa";
   a.address = *parse_ipv4("10.99.0.8");
