@@ -165,6 +165,10 @@ TEST_CASE("a bridge-mode sandbox has eth0 with its address and a default route, 
     auto v6 = exec_capture(env.runtime(), g.id(), shell("cat /proc/sys/net/ipv6/conf/eth0/addr_gen_mode; "
                                                         "ip -6 addr show dev eth0 | grep -c inet6"));
     CHECK(v6.out == "1\n0\n");
+    // Isolated and up in one request: the port reaches only the bridge, never another sandbox's port.
+    std::string port = command_output("bridge -d link show dev sbxvtest01");
+    CHECK(port.find("isolated on") != std::string::npos);
+    CHECK(port.find("state forwarding") != std::string::npos);
     auto host_v6 = read_file("/proc/sys/net/ipv6/conf/sbxvtest01/disable_ipv6");
     REQUIRE_OK(host_v6);
     CHECK(*host_v6 == "1\n");
