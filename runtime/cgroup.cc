@@ -16,6 +16,7 @@
 
 #include "base/file.h"
 #include "runtime/cgroup_internal.h"
+#include "runtime/device_policy.h"
 
 namespace sbx::rt {
 
@@ -104,6 +105,7 @@ class InvalidCgroup final : public Cgroup {
   Result<void> kill_all() override { return ok(); }
   Result<void> remove() override { return ok(); }
   std::vector<std::string> paths() const override { return {}; }
+  Result<void> delegate(uid_t, gid_t) override { return invalid(); }
   Result<std::unique_ptr<Cgroup>> create_child(const std::string&) override { return invalid(); }
   Result<Fd> open_entry() const override { return invalid(); }
   std::unique_ptr<Cgroup> attach_child(const std::string& name) const override {
@@ -174,7 +176,8 @@ Result<void> validate_cgroup_limits(const CgroupLimits& limits) {
   if (limits.pids_max && *limits.pids_max > kMaxPids) {
     return make_error("limits.pids: {} is above the maximum of {}", *limits.pids_max, kMaxPids);
   }
-  return validate_io(limits.io);
+  SBX_TRY(validate_io(limits.io));
+  return validate_device_rules(limits.devices, "limits.devices");
 }
 
 Result<size_t> Cgroup::remove_empty_children(std::string_view prefix, std::chrono::milliseconds min_age) {
@@ -201,11 +204,11 @@ Result<size_t> Cgroup::remove_empty_children(std::string_view prefix, std::chron
 Result<std::unique_ptr<CgroupManager>> CgroupManager::open(const CgroupConfig& config) {
   CgroupMode mode = config.mode;
   if (mode == CgroupMode::kAuto) {
-    struct statfs st {};
-    if (::statfs(config.root.c_str(), &st) < 0) {
-      return sys_error("open cgroups: statfs '{}'", config.root);
+    auto v2 = cd::is_cgroup2_mount(config.root);
+    if (!v2.ok()) {
+      return std::move(v2).error().context("open cgroups");
     }
-    mode = st.f_type == static_cast<decltype(st.f_type)>(CGROUP2_SUPER_MAGIC) ? CgroupMode::kV2 : CgroupMode::kV1;
+    mode = *v2 ? CgroupMode::kV2 : CgroupMode::kV1;
   }
   auto self = cd::read_self_cgroup(config.self_cgroup_file);
   if (!self.ok()) {
@@ -385,6 +388,49 @@ std::string limit_field_for(const CgroupLimits& limits, std::string_view control
     return "limits.pids";
   }
   return "limits.io";
+}
+
+Result<bool> is_cgroup2_mount(const std::string& path) {
+  struct statfs st {};
+  if (::statfs(path.c_str(), &st) < 0) {
+    return sys_error("statfs '{}'", path);
+  }
+  return st.f_type == static_cast<decltype(st.f_type)>(CGROUP2_SUPER_MAGIC);
+}
+
+Result<std::vector<std::string>> read_delegate_files(const std::string& file) {
+  auto text = read_file(file);
+  if (!text.ok()) {
+    if (text.error().sys_errno() == ENOENT) {
+      return std::vector<std::string>{"cgroup.procs", "cgroup.threads", "cgroup.subtree_control"};
+    }
+    return std::move(text).error();
+  }
+  std::vector<std::string> out;
+  for (const std::string& line : split(*text, '\n')) {
+    std::string name = trim(line);
+    if (name.empty()) {
+      continue;
+    }
+    if (name == "." || name == ".." || name.find('/') != std::string::npos) {
+      return make_error("parse '{}': '{}' is not a file name", file, name);
+    }
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
+Result<void> chown_for_delegation(int dirfd, const std::string& dir, const std::vector<std::string>& files, uid_t uid,
+                                  gid_t gid) {
+  if (::fchown(dirfd, uid, gid) < 0) {
+    return sys_error("chown '{}' to {}:{}", dir, uid, gid);
+  }
+  for (const std::string& name : files) {
+    if (::fchownat(dirfd, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT) {
+      return sys_error("chown '{}/{}' to {}:{}", dir, name, uid, gid);
+    }
+  }
+  return ok();
 }
 
 bool path_exists(const std::string& path) {

@@ -2,13 +2,20 @@
 // cgroups: one interface, two back ends chosen at run time.
 //   v2 (unified): one directory per sandbox; memory.max, memory.swap.max, cpu.max, cpu.weight, pids.max, io.max;
 //                 placement with clone3(CLONE_INTO_CGROUP); teardown with cgroup.kill.
-//   v1 (legacy or hybrid hosts): one directory per sandbox in each of the memory, cpu, cpuacct, pids, freezer (and
-//                 blkio when io limits are given) hierarchies; placement by writing cgroup.procs; teardown by
-//                 freezing, SIGKILLing every member, thawing.
+//   v1 (legacy or hybrid hosts): one directory per sandbox in each of the memory, cpu, cpuacct, pids, freezer and
+//                 devices (and blkio when io limits are given) hierarchies; placement by writing cgroup.procs;
+//                 teardown by freezing, SIGKILLing every member, thawing.
 // Sandbox cgroups live at <parent>/<id>; each exec's process tree lives in a child cgroup <parent>/<id>/exec-<unique>
 // (see Cgroup::create_child) so that it can be killed without touching the rest of the sandbox. The parent defaults
 // to "<the caller's own cgroup>/sbx" in each hierarchy, so nothing is ever created at a hierarchy's root and the
 // caller is never moved. Nothing above the parent is ever written to.
+//
+// Devices: every sandbox cgroup gets a device allow-list when it is created, before any process enters it:
+// standard_device_rules() plus CgroupLimits::devices; every other device node is refused (EPERM on open and mknod).
+// v2: a BPF_CGROUP_DEVICE program attached to the sandbox's directory; v1: the devices hierarchy's devices.deny and
+// devices.allow. A v1 host whose kernel has no devices controller (no devices hierarchy mounted) gets no device
+// policy: nothing there could enforce one. Exec child cgroups inherit the policy (v2: the program runs for every
+// descendant; v1: their processes stay in the sandbox's devices cgroup). See runtime/device_policy.h.
 #include <sys/types.h>
 
 #include <chrono>
@@ -29,6 +36,15 @@ struct IoLimit {
   std::optional<uint64_t> rbps, wbps, riops, wiops;
 };
 
+// One entry of a device allow-list: type 'c' (char), 'b' (block) or 'a' (all), major and minor (-1: any), and the
+// access allowed, some of "rwm" (read, write, mknod).
+struct DeviceRule {
+  char type = 'c';
+  int64_t major = -1;
+  int64_t minor = -1;
+  std::string access = "rwm";
+};
+
 struct CgroupLimits {
   std::optional<uint64_t> memory_max;       // bytes
   std::optional<uint64_t> memory_swap_max;  // bytes of swap allowed on top of memory (v2 meaning)
@@ -36,11 +52,18 @@ struct CgroupLimits {
   std::optional<uint32_t> cpu_weight;       // 1..10000 (v2 cpu.weight; v1 cpu.shares converted)
   std::optional<uint64_t> pids_max;
   std::vector<IoLimit> io;
+  // Device nodes allowed beyond the standard ones every sandbox gets (standard_device_rules()): everything else is
+  // denied (v1: the devices controller; v2: a BPF_CGROUP_DEVICE program).
+  std::vector<DeviceRule> devices;
 
   bool empty() const {
-    return !memory_max && !memory_swap_max && !vcpus && !cpu_weight && !pids_max && io.empty();
+    return !memory_max && !memory_swap_max && !vcpus && !cpu_weight && !pids_max && io.empty() && devices.empty();
   }
 };
+
+// The device nodes every sandbox may use, as runc and crun allow them by default, each "rwm": c 1:3 (null), 1:5
+// (zero), 1:7 (full), 1:8 (random), 1:9 (urandom), 5:0 (tty), 5:2 (ptmx), 136:* (pts). No block device.
+std::vector<DeviceRule> standard_device_rules();
 
 // Pure range checks; errors name the field ("limits.memory: 1024 is below the minimum of 4 MiB").
 Result<void> validate_cgroup_limits(const CgroupLimits& limits);
@@ -70,6 +93,8 @@ struct CgroupConfig {
   std::string parent_name = "sbx";
   // Where to read the caller's own cgroups from (tests point this at a fixture).
   std::string self_cgroup_file = "/proc/self/cgroup";
+  // v2: the kernel's list of the files a delegatee gets (Cgroup::delegate); tests point this at a fixture.
+  std::string delegate_file = "/sys/kernel/cgroup/delegate";
 };
 
 // One sandbox's cgroup (one directory on v2, one per hierarchy on v1).
@@ -97,6 +122,14 @@ class Cgroup {
   virtual Result<void> remove() = 0;
   // The directories this cgroup has (or would have), for messages and leak checks.
   virtual std::vector<std::string> paths() const = 0;
+  // Hands the cgroup to uid:gid (the host ids of root in a sandbox's user namespace), as the kernel's delegation
+  // rules have it (Documentation/admin-guide/cgroup-v2.rst, "Delegation"). v2: chowns the cgroup's directory and the
+  // files the kernel lists in /sys/kernel/cgroup/delegate (cgroup.procs, cgroup.threads, cgroup.subtree_control,
+  // ...; those three when the list is missing; a listed file the cgroup lacks is skipped), so that the sandbox's root
+  // can make child cgroups, move its processes among them and enable controllers for them, while the limits written
+  // by sbx stay root's. v1: a successful no-op: v1 has no safe delegation (a delegatee could raise its own limits),
+  // so the sandbox's root can read its cgroup but not manage it.
+  virtual Result<void> delegate(uid_t uid, gid_t gid) = 0;
 
   // Child cgroups, one per exec: <this>/<name>, `name` one path component. v2: one directory; no controller is
   // enabled in this cgroup's subtree_control, so this cgroup's limits and stats still cover it. v1: a directory in
@@ -135,8 +168,9 @@ class CgroupManager {
   virtual CgroupMode mode() const = 0;
   // Checks, before anything is created, that every limit in `limits` has its controller available.
   virtual Result<void> check_supported(const CgroupLimits& limits) const = 0;
-  // Creates the parent if needed, then <parent>/<id> (EEXIST is an error), and writes the limits.
-  // On any failure nothing of <parent>/<id> is left behind.
+  // Creates the parent if needed, then <parent>/<id> (EEXIST is an error), gives it its device policy
+  // (standard_device_rules() and limits.devices) and writes the limits. On any failure nothing of <parent>/<id> is
+  // left behind.
   virtual Result<std::unique_ptr<Cgroup>> create(const std::string& id, const CgroupLimits& limits) = 0;
   // A handle on <parent>/<id> whether or not it exists, for stats and idempotent teardown by id.
   virtual std::unique_ptr<Cgroup> attach(const std::string& id) const = 0;

@@ -71,6 +71,17 @@ struct V1LimitDirs {
 // Writes every given limit into v1 cgroup directories whose interface files exist.
 Result<void> write_v1_limits(const V1LimitDirs& dirs, const CgroupLimits& limits);
 
+// Whether `path` is on a cgroup2 file system.
+Result<bool> is_cgroup2_mount(const std::string& path);
+
+// Delegation (v2): the file names listed in the kernel's delegate file (one a line); the three the kernel has always
+// delegated (cgroup.procs, cgroup.threads, cgroup.subtree_control) when the file is missing (before Linux 4.15).
+Result<std::vector<std::string>> read_delegate_files(const std::string& file);
+// chown of the directory `dirfd` (shown as `dir` in errors) and of `files` in it to uid:gid; a file the directory
+// lacks (memory.oom.group without the memory controller) is skipped.
+Result<void> chown_for_delegation(int dirfd, const std::string& dir, const std::vector<std::string>& files, uid_t uid,
+                                  gid_t gid);
+
 // Small file-system helpers.
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);

@@ -1,5 +1,6 @@
 // cgroup v1 back end: one directory per sandbox in each hierarchy sbx uses (memory, cpu, cpuacct, pids, freezer,
-// and blkio when io limits are given). Combined mounts ("cpu,cpuacct") are one hierarchy and get one directory.
+// devices when the kernel has it, and blkio when io limits are given). Combined mounts ("cpu,cpuacct") are one
+// hierarchy and get one directory.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include "base/scope.h"
 #include "runtime/cgroup.h"
 #include "runtime/cgroup_internal.h"
+#include "runtime/device_policy.h"
 
 namespace sbx::rt::cgroup_detail {
 
@@ -18,8 +20,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kControllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer", "blkio"};
+constexpr std::string_view kControllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices"};
 constexpr std::string_view kIoController = "blkio";
+// Optional: a kernel without it has no device policy on v1 (there is nothing to enforce one with).
+constexpr std::string_view kDevicesController = "devices";
 
 struct Hierarchy {
   std::string mount;                     // the hierarchy's directory, e.g. /sys/fs/cgroup/memory
@@ -154,6 +158,10 @@ class V1Cgroup final : public Cgroup {
     }
     return out;
   }
+
+  // v1 has no safe delegation: a delegatee could write its own cgroup's limits. The sandbox's root can read its
+  // cgroup, not manage it.
+  Result<void> delegate(uid_t, gid_t) override { return ok(); }
 
   Result<std::unique_ptr<Cgroup>> create_child(const std::string& name) override;
 
@@ -474,6 +482,9 @@ Result<std::unique_ptr<Cgroup>> V1Manager::create_impl(const std::string& id, co
     return it == dirs.end() ? std::string() : it->path;
   };
   SBX_TRY(write_v1_limits({dir_for("memory"), dir_for("cpu"), dir_for("pids"), dir_for(kIoController)}, limits));
+  if (const std::string devices = dir_for(kDevicesController); !devices.empty()) {
+    SBX_TRY(write_v1_device_policy(devices, sandbox_device_rules(limits.devices)));
+  }
   rollback.dismiss();
   return std::unique_ptr<Cgroup>(std::make_unique<V1Cgroup>(id, std::move(dirs)));
 }
@@ -543,7 +554,7 @@ Result<std::unique_ptr<CgroupManager>> open_v1(const CgroupConfig& config, const
   for (std::string_view controller : kControllers) {
     SBX_ASSIGN(std::optional<std::string> mount, find_mount(config.root, controller));
     if (!mount) {
-      if (controller == kIoController) {
+      if (controller == kIoController || controller == kDevicesController) {
         continue;
       }
       return make_error("no hierarchy of the {} controller under '{}'", controller, config.root);

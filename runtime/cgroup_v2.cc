@@ -1,4 +1,5 @@
-// cgroup v2 back end: one directory per sandbox under <root><parent>/<id>.
+// cgroup v2 back end: one directory per sandbox under <root><parent>/<id>, its device policy a BPF program attached
+// to that directory.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include "base/scope.h"
 #include "runtime/cgroup.h"
 #include "runtime/cgroup_internal.h"
+#include "runtime/device_policy.h"
 
 namespace sbx::rt::cgroup_detail {
 
@@ -97,8 +99,8 @@ Result<void> enable_controllers(const std::string& dir, const std::vector<std::s
 
 class V2Cgroup final : public Cgroup {
  public:
-  V2Cgroup(std::string id, std::string path, Fd dir)
-      : Cgroup(std::move(id)), path_(std::move(path)), dir_(std::move(dir)) {}
+  V2Cgroup(std::string id, std::string path, Fd dir, std::string delegate_file)
+      : Cgroup(std::move(id)), path_(std::move(path)), dir_(std::move(dir)), delegate_file_(std::move(delegate_file)) {}
 
   int clone_into_fd() const override { return dir_.get(); }
 
@@ -121,6 +123,8 @@ class V2Cgroup final : public Cgroup {
 
   std::vector<std::string> paths() const override { return {path_}; }
 
+  Result<void> delegate(uid_t uid, gid_t gid) override;
+
   Result<std::unique_ptr<Cgroup>> create_child(const std::string& name) override;
 
   Result<Fd> open_entry() const override { return open_at(AT_FDCWD, path_ + "/cgroup.procs", O_WRONLY); }
@@ -129,7 +133,7 @@ class V2Cgroup final : public Cgroup {
     if (!check_id(name).ok()) {
       return invalid_cgroup(id() + "/" + name);
     }
-    return attach_v2(id() + "/" + name, path_ + "/" + name);
+    return attach_v2(id() + "/" + name, path_ + "/" + name, delegate_file_);
   }
 
   Result<std::vector<std::string>> children() const override { return list_subdirs(path_); }
@@ -146,13 +150,13 @@ class V2Cgroup final : public Cgroup {
   }
 
   // A handle on the cgroup at `path`, with its directory fd when it exists.
-  static std::unique_ptr<Cgroup> attach_v2(std::string id, std::string path) {
+  static std::unique_ptr<Cgroup> attach_v2(std::string id, std::string path, std::string delegate_file) {
     Fd dir;
     auto opened = open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY);
     if (opened.ok()) {
       dir = std::move(*opened);
     }
-    return std::make_unique<V2Cgroup>(std::move(id), std::move(path), std::move(dir));
+    return std::make_unique<V2Cgroup>(std::move(id), std::move(path), std::move(dir), std::move(delegate_file));
   }
 
  private:
@@ -161,6 +165,7 @@ class V2Cgroup final : public Cgroup {
 
   std::string path_;
   Fd dir_;
+  std::string delegate_file_;
 };
 
 Result<CgroupStats> V2Cgroup::stats() const {
@@ -215,7 +220,16 @@ Result<std::unique_ptr<Cgroup>> V2Cgroup::create_child(const std::string& name) 
     ::rmdir(path.c_str());
     return std::move(dir).error().context("create child cgroup");
   }
-  return std::unique_ptr<Cgroup>(std::make_unique<V2Cgroup>(id() + "/" + name, path, std::move(*dir)));
+  return std::unique_ptr<Cgroup>(std::make_unique<V2Cgroup>(id() + "/" + name, path, std::move(*dir), delegate_file_));
+}
+
+Result<void> V2Cgroup::delegate(uid_t uid, gid_t gid) {
+  if (!dir_.valid()) {
+    return Error::from_errno(fmt::format("delegate cgroup '{}' to {}:{}", path_, uid, gid), ENOENT);
+  }
+  SBX_ASSIGN_CTX(std::vector<std::string> files, read_delegate_files(delegate_file_), "delegate cgroup '{}'", path_);
+  SBX_TRY_CTX(chown_for_delegation(dir_.get(), path_, files, uid, gid), "delegate cgroup '{}'", path_);
+  return ok();
 }
 
 Result<void> V2Cgroup::freeze(bool frozen) {
@@ -260,7 +274,11 @@ Result<void> V2Cgroup::kill_all() {
 
 class V2Manager final : public CgroupManager {
  public:
-  V2Manager(std::string root, std::string parent) : root_(std::move(root)), parent_(std::move(parent)) {}
+  V2Manager(std::string root, std::string parent, std::string delegate_file, bool enforces_devices)
+      : root_(std::move(root)),
+        parent_(std::move(parent)),
+        delegate_file_(std::move(delegate_file)),
+        enforces_devices_(enforces_devices) {}
 
   CgroupMode mode() const override { return CgroupMode::kV2; }
   Result<void> check_supported(const CgroupLimits& limits) const override;
@@ -277,7 +295,7 @@ class V2Manager final : public CgroupManager {
     if (!check_id(id).ok()) {
       return invalid_cgroup(id);
     }
-    return V2Cgroup::attach_v2(id, parent_dir() + "/" + id);
+    return V2Cgroup::attach_v2(id, parent_dir() + "/" + id, delegate_file_);
   }
 
   Result<std::vector<std::string>> list() const override { return list_subdirs(parent_dir()); }
@@ -298,6 +316,10 @@ class V2Manager final : public CgroupManager {
 
   std::string root_;    // the cgroup2 mount
   std::string parent_;  // normalized path of the parent inside the hierarchy
+  std::string delegate_file_;
+  // Whether root_ is a cgroup2 mount, where device programs can be attached. Only the unit tests' temp directories
+  // are not: no kernel enforces anything there, and no process can be cloned into them either.
+  bool enforces_devices_;
 };
 
 Result<void> V2Manager::check_supported(const CgroupLimits& limits) const {
@@ -366,10 +388,13 @@ Result<std::unique_ptr<Cgroup>> V2Manager::create_impl(const std::string& id, co
     return sys_error("mkdir '{}'", path);
   }
   created.push_back(path);
-  SBX_TRY(write_v2_limits(path, limits));
   SBX_ASSIGN(Fd dir, open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY));
+  if (enforces_devices_) {
+    SBX_TRY(attach_device_policy(dir.get(), sandbox_device_rules(limits.devices), path));
+  }
+  SBX_TRY(write_v2_limits(path, limits));
   rollback.dismiss();
-  return std::unique_ptr<Cgroup>(std::make_unique<V2Cgroup>(id, path, std::move(dir)));
+  return std::unique_ptr<Cgroup>(std::make_unique<V2Cgroup>(id, path, std::move(dir), delegate_file_));
 }
 
 }  // namespace
@@ -401,7 +426,9 @@ Result<std::unique_ptr<CgroupManager>> open_v2(const CgroupConfig& config, const
     return Error::from_errno(fmt::format("cgroup2 mount '{}'", config.root), ENOENT);
   }
   SBX_ASSIGN(std::string parent, resolve_parent(config, own_cgroup(self, ""), "v2"));
-  return std::unique_ptr<CgroupManager>(std::make_unique<V2Manager>(config.root, std::move(parent)));
+  SBX_ASSIGN(bool cgroup2, is_cgroup2_mount(config.root));
+  return std::unique_ptr<CgroupManager>(
+      std::make_unique<V2Manager>(config.root, std::move(parent), config.delegate_file, cgroup2));
 }
 
 }  // namespace sbx::rt::cgroup_detail

@@ -1,6 +1,7 @@
 // The cgroup back ends on the real kernel: rt.cgroup.v2 on the cgroup2 mount (/sys/fs/cgroup on a pure v2 host,
-// /sys/fs/cgroup/unified on a hybrid one), rt.cgroup.v1 on the v1 hierarchies. Every test works below a parent of
-// its own ("<own cgroup>/sbx-test-<pid>") and removes it again.
+// /sys/fs/cgroup/unified on a hybrid one), rt.cgroup.v1 on the v1 hierarchies, rt.cgroup.devices the device policy
+// (a BPF program on v2, the devices controller on v1) and delegation. Every test works below a parent of its own
+// ("<own cgroup>/sbx-test-<pid>") and removes it again.
 #include <dirent.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 
 #include "base/file.h"
 #include "runtime/cgroup.h"
+#include "runtime/device_policy.h"
 
 namespace sbx::rt {
 namespace {
@@ -477,6 +480,239 @@ TEST_SUITE("rt.cgroup.v1") {
       CHECK_MESSAGE(!exists(p), p << " is left behind");
     }
     must_ok(cg->remove());
+  }
+}
+
+// One thing a child does in its cgroup; it reports 0 or the errno.
+struct Step {
+  enum Kind { kOpen, kMkdir, kWrite } kind = kOpen;
+  std::string path;
+  int flags = O_RDONLY;  // kOpen: how the path is opened (and closed again at once)
+  std::string data;      // kWrite: written to the path
+};
+
+Step open_step(const std::string& path, int flags = O_RDONLY) { return {Step::kOpen, path, flags, {}}; }
+
+int run_step(const Step& step) {
+  if (step.kind == Step::kMkdir) {
+    return ::mkdir(step.path.c_str(), 0755) == 0 ? 0 : errno;
+  }
+  int fd = ::open(step.path.c_str(), (step.kind == Step::kWrite ? O_WRONLY : step.flags) | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    return errno;
+  }
+  int err = 0;
+  if (step.kind == Step::kWrite && ::write(fd, step.data.data(), step.data.size()) < 0) {
+    err = errno;
+  }
+  ::close(fd);
+  return err;
+}
+
+// The body of a stepping child: waits for a byte on `go` (if any), takes `uid` as every id (raw syscalls: a child
+// of clone3 must not count on libc's view of its threads), runs the steps, reports each errno on `out`.
+[[noreturn]] void steps_main(int go, int out, const std::vector<Step>& steps, uid_t uid) {
+  char byte = 0;
+  if (go >= 0 && ::read(go, &byte, 1) != 1) {
+    ::_exit(2);
+  }
+  if (uid != 0 && (::syscall(SYS_setgroups, 0, nullptr) < 0 || ::syscall(SYS_setresgid, uid, uid, uid) < 0 ||
+                   ::syscall(SYS_setresuid, uid, uid, uid) < 0)) {
+    ::_exit(3);
+  }
+  for (const Step& step : steps) {
+    int err = run_step(step);
+    if (::write(out, &err, sizeof err) != static_cast<ssize_t>(sizeof err)) {
+      ::_exit(4);
+    }
+  }
+  ::_exit(0);
+}
+
+// Runs `steps` in a child that is in `cg` from its start, as the runtime places processes (v2: cloned into the
+// cgroup; v1: forked, added to every hierarchy, then let go), as `uid` (0: root). Returns each step's errno.
+std::vector<int> run_in(Cgroup& cg, const std::vector<Step>& steps, uid_t uid = 0) {
+  int go[2] = {-1, -1};
+  int out[2] = {-1, -1};
+  REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  Fd go_read(go[0]), go_write(go[1]), out_read(out[0]), out_write(out[1]);
+  const bool into = cg.clone_into_fd() >= 0;
+  struct clone_args args {};
+  args.flags = into ? CLONE_INTO_CGROUP : 0;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = into ? static_cast<uint64_t>(cg.clone_into_fd()) : 0;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) {
+    steps_main(into ? -1 : go_read.get(), out_write.get(), steps, uid);
+  }
+  REQUIRE_MESSAGE(pid > 0, "clone3: " << std::strerror(errno));
+  out_write.reset();
+  if (!into) {
+    auto added = cg.add_process(static_cast<pid_t>(pid));
+    if (!added.ok()) {
+      ::kill(static_cast<pid_t>(pid), SIGKILL);
+    }
+    CHECK_MESSAGE(added.ok(), error_text(added));
+    CHECK(::write(go_write.get(), "g", 1) == 1);
+  }
+  std::vector<int> errs(steps.size(), -1);
+  const size_t want = errs.size() * sizeof(int);
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = ::read(out_read.get(), reinterpret_cast<char*>(errs.data()) + got, want - got);
+    if (n <= 0) {
+      break;  // the child ended early: its status says why
+    }
+    got += static_cast<size_t>(n);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(static_cast<pid_t>(pid), &status, 0) == pid);
+  CHECK_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), "the stepping child ended with status " << status);
+  CHECK(got == want);
+  return errs;
+}
+
+// A character device this kernel has that no sandbox may open by default and that root can open read-only here
+// (opening it has no effect); "" when there is none.
+std::string restricted_device() {
+  for (const char* path : {"/dev/kmsg", "/dev/mem"}) {
+    struct stat st {};
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::close(fd);
+      if (::stat(path, &st) == 0 && S_ISCHR(st.st_mode)) {
+        return path;
+      }
+    }
+  }
+  return {};
+}
+
+DeviceRule read_rule_for(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return {'c', static_cast<int64_t>(major(st.st_rdev)), static_cast<int64_t>(minor(st.st_rdev)), "r"};
+}
+
+// The standard nodes open, `restricted` does not (EPERM) unless `limits` allow it, and then only for reading; an
+// exec child cgroup has the same policy.
+void check_device_policy(Env& env, const std::string& restricted, const std::string& name) {
+  auto plain = must(env.manager->create(env.id(name + "-std-" + std::to_string(::getpid())), {}));
+  const std::vector<Step> steps = {open_step("/dev/null", O_RDWR), open_step("/dev/zero"), open_step("/dev/urandom"),
+                                   open_step(restricted), open_step(restricted, O_WRONLY)};
+  CHECK(run_in(*plain, steps) == std::vector<int>{0, 0, 0, EPERM, EPERM});
+  auto exec_child = must(plain->create_child("exec-devices"));
+  CHECK(run_in(*exec_child, steps) == std::vector<int>{0, 0, 0, EPERM, EPERM});
+
+  CgroupLimits limits;
+  limits.devices.push_back(read_rule_for(restricted));
+  auto allowed = must(env.manager->create(env.id(name + "-more-" + std::to_string(::getpid())), limits));
+  // Read-only is allowed; the write is refused by the rule's access ("r"), not by the file's mode (root).
+  CHECK(run_in(*allowed, steps) == std::vector<int>{0, 0, 0, 0, EPERM});
+  must_ok(plain->remove());
+  must_ok(allowed->remove());
+}
+
+TEST_SUITE("rt.cgroup.devices") {
+  TEST_CASE("the kernel's verifier accepts the device programs of every kind of rule") {
+    const std::vector<std::vector<DeviceRule>> policies = {
+        {},
+        standard_device_rules(),
+        sandbox_device_rules({{'c', 10, 200, "rw"}, {'b', 8, -1, "r"}, {'a', -1, 5, "m"}, {'c', -1, -1, "w"}}),
+        {{'c', 1, 3, "rwm"}, {'a', -1, -1, "rwm"}, {'c', 5, 0, "rwm"}},
+    };
+    for (const auto& rules : policies) {
+      auto prog = load_device_program(device_program(rules));
+      CHECK_MESSAGE(prog.ok(), error_text(prog));
+    }
+  }
+
+  TEST_CASE("a v2 sandbox cgroup opens the standard devices and refuses others with EPERM unless a rule allows them") {
+    const std::string root = v2_root();
+    if (root.empty()) {
+      MESSAGE("skipped: no cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified");
+      return;
+    }
+    const std::string restricted = restricted_device();
+    if (restricted.empty()) {
+      MESSAGE("skipped: neither /dev/kmsg nor /dev/mem opens on this host, so no device shows a refusal");
+      return;
+    }
+    Env env(v2_config(root));
+    check_device_policy(env, restricted, "dev2");
+  }
+
+  TEST_CASE("a v1 sandbox's devices cgroup denies all but the standard rules and its own; exec children stay in it") {
+    if (is_cgroup2("/sys/fs/cgroup") || !exists("/sys/fs/cgroup/devices/devices.allow")) {
+      MESSAGE("skipped: no cgroup v1 devices hierarchy at /sys/fs/cgroup/devices on this host");
+      return;
+    }
+    const std::string restricted = restricted_device();
+    if (restricted.empty()) {
+      MESSAGE("skipped: neither /dev/kmsg nor /dev/mem opens on this host, so no device shows a refusal");
+      return;
+    }
+    CgroupConfig config;
+    config.mode = CgroupMode::kV1;
+    config.parent_name = test_parent_name();
+    Env env(config);
+    {
+      const std::string id = env.id("devlist-" + std::to_string(::getpid()));
+      auto cg = must(env.manager->create(id, {}));
+      const std::string devices = dir_with(cg->paths(), "devices.list");
+      CHECK(devices.starts_with("/sys/fs/cgroup/devices/"));
+      CHECK(devices == env.manager->parent_paths().back() + "/" + id);
+      const std::string list = read_trimmed(devices + "/devices.list");
+      for (const char* line : {"c 1:3 rwm", "c 1:9 rwm", "c 5:2 rwm", "c 136:* rwm"}) {
+        CHECK_MESSAGE(list.find(line) != std::string::npos, line << " is not in " << list);
+      }
+      CHECK(list.find("a *:*") == std::string::npos);
+      CHECK(list.find("b ") == std::string::npos);
+      must_ok(cg->delegate(4242, 4242));  // a no-op on v1
+      struct stat st {};
+      REQUIRE(::stat(devices.c_str(), &st) == 0);
+      CHECK(st.st_uid == 0);
+      must_ok(cg->remove());
+      CHECK_FALSE(exists(devices));
+    }
+    check_device_policy(env, restricted, "dev1");
+  }
+
+  TEST_CASE("a delegated v2 cgroup is its delegatee's to divide and move its processes in, but not to limit") {
+    const std::string root = v2_root();
+    if (root.empty()) {
+      MESSAGE("skipped: no cgroup2 mount (delegation is a v2 feature; v1 delegation is a no-op)");
+      return;
+    }
+    constexpr uid_t kUid = 4242;
+    Env env(v2_config(root));
+    auto cg = must(env.manager->create(env.id("deleg-" + std::to_string(::getpid())), {}));
+    const std::string path = cg->paths().at(0);
+    must_ok(cg->delegate(kUid, kUid));
+    auto owner = [](const std::string& p) {
+      struct stat st {};
+      REQUIRE_MESSAGE(::stat(p.c_str(), &st) == 0, p);
+      return st.st_uid;
+    };
+    CHECK(owner(path) == kUid);
+    for (const char* f : {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control"}) {
+      CHECK_MESSAGE(owner(path + "/" + f) == kUid, f);
+    }
+    CHECK(owner(path + "/cgroup.max.descendants") == 0);
+    CHECK(owner(env.manager->parent_paths().at(0)) == 0);
+
+    // As the delegatee: a child cgroup of its own, itself moved there, the sandbox's own limits refused.
+    const std::vector<Step> steps = {
+        {Step::kMkdir, path + "/mine", 0, {}},
+        {Step::kWrite, path + "/mine/cgroup.procs", 0, "0"},
+        {Step::kWrite, path + "/cgroup.max.descendants", 0, "1000"},
+        {Step::kMkdir, env.manager->parent_paths().at(0) + "/escape", 0, {}},
+    };
+    CHECK(run_in(*cg, steps, kUid) == std::vector<int>{0, 0, EACCES, EACCES});
+    CHECK(owner(path + "/mine") == kUid);
+    must_ok(cg->remove());
+    CHECK_FALSE(exists(path));
   }
 }
 

@@ -375,14 +375,126 @@ TEST_SUITE("rt.cgroup") {
 
   TEST_CASE("v1 parents default to the caller's cgroup of each hierarchy plus /sbx") {
     TempDir dir;
-    auto config = fake_config(dir, CgroupMode::kV1,
-                              "8:pids:/\n6:freezer:/\n4:memory:/process_api/abc\n2:cpuacct:/\n1:cpu:/\n0::/\n");
+    auto config =
+        fake_config(dir, CgroupMode::kV1,
+                    "8:pids:/\n6:freezer:/\n5:devices:/d\n4:memory:/process_api/abc\n2:cpuacct:/\n1:cpu:/\n0::/\n");
     make_v1_mounts(dir, {"memory", "cpu", "cpuacct", "pids", "freezer", "devices"});
     auto manager = must(CgroupManager::open(config));
     CHECK(manager->mode() == CgroupMode::kV1);
     CHECK(manager->parent_paths() == std::vector<std::string>{dir / "fs/memory/process_api/abc/sbx", dir / "fs/cpu/sbx",
                                                               dir / "fs/cpuacct/sbx", dir / "fs/pids/sbx",
-                                                              dir / "fs/freezer/sbx"});
+                                                              dir / "fs/freezer/sbx", dir / "fs/devices/d/sbx"});
+  }
+
+  TEST_CASE("a mounted v1 devices hierarchy is required to hold the caller; without one there is no device policy") {
+    TempDir dir;
+    auto config = fake_config(dir, CgroupMode::kV1, "1:memory:/\n2:cpu:/\n3:cpuacct:/\n4:pids:/\n5:freezer:/\n");
+    make_v1_mounts(dir, {"memory", "cpu", "cpuacct", "pids", "freezer"});
+    CHECK(must(CgroupManager::open(config))->parent_paths().size() == 5);
+    make_v1_mounts(dir, {"devices"});
+    auto manager = CgroupManager::open(config);
+    REQUIRE_FALSE(manager.ok());
+    CHECK(manager.error().message().find("the caller's cgroup in the devices hierarchy is not listed") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("v1 create writes the device policy into the sandbox's devices cgroup, and a failure there rolls back") {
+    TempDir dir;
+    auto config =
+        fake_config(dir, CgroupMode::kV1, "1:memory:/\n2:cpu:/\n3:cpuacct:/\n4:pids:/\n5:freezer:/\n6:devices:/\n");
+    make_v1_mounts(dir, {"memory", "cpu", "cpuacct", "pids", "freezer", "devices"});
+    auto manager = must(CgroupManager::open(config));
+    // A temp directory has no devices.deny in a new directory, as cgroupfs would: the write fails, naming the file.
+    auto created = manager->create("d1", {});
+    REQUIRE_FALSE(created.ok());
+    CHECK(created.error().message().find("deny every device: ") != std::string::npos);
+    CHECK(created.error().message().find(dir / "fs/devices/sbx/d1/devices.deny") != std::string::npos);
+    for (const char* h : {"memory", "cpu", "cpuacct", "pids", "freezer", "devices"}) {
+      CHECK_FALSE(exists(dir / (std::string("fs/") + h + "/sbx")));
+    }
+    // An exec child stays in the sandbox's devices cgroup: add_process writes the pid there.
+    for (const char* h : {"memory", "cpu", "cpuacct", "pids", "freezer", "devices"}) {
+      put(dir / (std::string("fs/") + h + "/sbx/d2/cgroup.procs"), "");
+    }
+    auto sandbox = manager->attach("d2");
+    CHECK(sandbox->paths().size() == 6);
+    auto child = must(sandbox->create_child("exec-1"));
+    CHECK(child->paths() == std::vector<std::string>{dir / "fs/freezer/sbx/d2/exec-1"});
+    put(dir / "fs/freezer/sbx/d2/exec-1/cgroup.procs", "");
+    must_ok(child->add_process(43));
+    CHECK(get(dir / "fs/devices/sbx/d2/cgroup.procs") == "43");
+    CHECK_FALSE(exists(dir / "fs/devices/sbx/d2/exec-1"));
+  }
+
+  TEST_CASE("limits with devices are not empty and their rules are validated") {
+    CgroupLimits l;
+    CHECK(l.empty());
+    l.devices.push_back({'b', 8, 0, "r"});
+    CHECK_FALSE(l.empty());
+    must_ok(validate_cgroup_limits(l));
+    l.devices.push_back({'c', 1, 99999999, "r"});
+    CHECK(error_of(validate_cgroup_limits(l)).starts_with("limits.devices[1].minor:"));
+  }
+
+  TEST_CASE("the delegated files are the kernel's list, or the three it always delegated") {
+    TempDir dir;
+    CHECK(must(cd::read_delegate_files(dir / "missing")) ==
+          std::vector<std::string>{"cgroup.procs", "cgroup.threads", "cgroup.subtree_control"});
+    put(dir / "delegate", "cgroup.procs\ncgroup.threads\ncgroup.subtree_control\nmemory.oom.group\nmemory.reclaim\n");
+    CHECK(must(cd::read_delegate_files(dir / "delegate")) ==
+          std::vector<std::string>{"cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "memory.oom.group",
+                                   "memory.reclaim"});
+    put(dir / "bad", "cgroup.procs\n../../etc/passwd\n");
+    auto bad = cd::read_delegate_files(dir / "bad");
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().message().find("'../../etc/passwd' is not a file name") != std::string::npos);
+  }
+
+  TEST_CASE("v2 delegation chowns the directory and the listed files it has, and nothing else") {
+    TempDir dir;
+    auto config = fake_config(dir, CgroupMode::kV2, "0::/\n");
+    config.delegate_file = dir / "delegate";
+    put(dir / "delegate", "cgroup.procs\ncgroup.subtree_control\nmemory.oom.group\n");
+    auto manager = must(CgroupManager::open(config));
+    auto cg = must(manager->create("g1", {}));
+    for (const char* f : {"cgroup.procs", "cgroup.subtree_control", "cgroup.threads", "pids.max"}) {
+      put(dir / (std::string("fs/sbx/g1/") + f));
+    }
+    // Without root, only to ourselves; as root, to ids nobody has.
+    const uid_t uid = ::geteuid() == 0 ? 4242 : ::getuid();
+    const gid_t gid = ::geteuid() == 0 ? 4343 : ::getgid();
+    must_ok(cg->delegate(uid, gid));  // memory.oom.group is missing: skipped
+    auto owner = [&](const std::string& rel) {
+      struct stat st {};
+      REQUIRE(::stat((dir / rel).c_str(), &st) == 0);
+      return std::make_pair(st.st_uid, st.st_gid);
+    };
+    for (const char* rel : {"fs/sbx/g1", "fs/sbx/g1/cgroup.procs", "fs/sbx/g1/cgroup.subtree_control"}) {
+      CHECK(owner(rel) == std::make_pair(uid, gid));
+    }
+    if (::geteuid() == 0) {
+      CHECK(owner("fs/sbx/g1/cgroup.threads").first == 0);  // not in this kernel's list
+      CHECK(owner("fs/sbx/g1/pids.max").first == 0);
+      CHECK(owner("fs/sbx").first == 0);
+    }
+    auto missing = manager->attach("nope")->delegate(uid, gid);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().sys_errno() == ENOENT);
+    CHECK_FALSE(manager->attach("../x")->delegate(uid, gid).ok());
+  }
+
+  TEST_CASE("v1 delegation is a no-op that succeeds") {
+    TempDir dir;
+    auto config = fake_config(dir, CgroupMode::kV1, "1:memory:/\n2:cpu:/\n3:cpuacct:/\n4:pids:/\n5:freezer:/\n");
+    make_v1_mounts(dir, {"memory", "cpu", "cpuacct", "pids", "freezer"});
+    auto manager = must(CgroupManager::open(config));
+    auto cg = must(manager->create("n1", {}));
+    struct stat before {};
+    REQUIRE(::stat((dir / "fs/memory/sbx/n1").c_str(), &before) == 0);
+    must_ok(cg->delegate(4242, 4343));
+    struct stat after {};
+    REQUIRE(::stat((dir / "fs/memory/sbx/n1").c_str(), &after) == 0);
+    CHECK(after.st_uid == before.st_uid);
   }
 
   TEST_CASE("v1 needs every controller hierarchy but blkio") {
