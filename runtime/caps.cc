@@ -42,28 +42,25 @@ int switch_identity(const Identity& id) noexcept {
   return 0;
 }
 
-// Sets permitted, effective and inheritable to exactly `keep` with capset(2), then raises the same in the ambient
-// set so that a non-root uid keeps them across execve.
-int set_process_caps(const std::vector<int>& keep) noexcept {
+// The kernel's rules, as under Docker: root holds exactly `keep` in its permitted and effective sets (and gets the
+// bounding set, also `keep`, again at every execve); any other uid holds nothing, neither effective, permitted,
+// inheritable nor ambient, so running as a non-root user inside a sandbox separates it from root there.
+int set_process_caps(uid_t uid, const std::vector<int>& keep) noexcept {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
-  for (int cap : keep) {
-    data[cap / 32].permitted |= 1u << (cap % 32);
-  }
-  for (auto& d : data) {
-    d.effective = d.permitted;
-    d.inheritable = d.permitted;
+  if (uid == 0) {
+    for (int cap : keep) {
+      data[cap / 32].permitted |= 1u << (cap % 32);
+    }
+    for (auto& d : data) {
+      d.effective = d.permitted;
+    }
   }
   if (capset(&header, data) < 0) {
     return errno;
   }
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) {
     return errno;
-  }
-  for (int cap : keep) {
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) {
-      return errno;
-    }
   }
   return 0;
 }
@@ -103,7 +100,7 @@ int drop_privileges(const Identity& id, const std::vector<int>& keep, const char
     return err;
   }
   *step = "set capabilities";
-  if (int err = set_process_caps(keep)) {
+  if (int err = set_process_caps(id.uid, keep)) {
     return err;
   }
   *step = "clear keep-caps";

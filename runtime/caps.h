@@ -1,6 +1,7 @@
 #pragma once
-// Capabilities: parse names in the parent; in the child, drop everything but the kept set from every set
-// (bounding, inheritable, permitted, effective, ambient), across the switch to the target uid/gid.
+// Capabilities: parse names in the parent; in the child, drop everything but the kept set from the bounding set, and
+// across the switch to the target uid/gid give root exactly the kept set (permitted, effective) and any other uid
+// none at all (as under Docker). Inheritable and ambient are always empty.
 #include <sys/types.h>
 
 #include <string>

@@ -76,7 +76,7 @@ unsigned long long micros(const struct timeval& tv) {
                                   proc.stderr_fd})) {
     fail_child_errno(sync_fd, err, "close the runtime's fds");
   }
-  if (int err = join_namespaces(ctx.init_pidfd)) {
+  if (int err = join_namespaces(ctx.init_pidfd, ctx.userns)) {
     fail_child_errno(sync_fd, err, "join the sandbox's namespaces");
   }
   int pidfd = -1;

@@ -29,6 +29,7 @@ struct ExecContext {
   int null_fd = -1;     // the runtime's /dev/null
   int init_memfd = -1;  // sbx-init
   int timeout_ms = 30000;
+  bool userns = false;  // the sandbox has a user namespace of its own: join it too
 };
 
 Result<Process> exec_process(const ExecContext& ctx, const ProcessSpec& proc);

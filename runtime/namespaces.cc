@@ -34,6 +34,8 @@ int bring_up_loopback() noexcept {
   return err;
 }
 
-int join_namespaces(int pidfd) noexcept { return setns(pidfd, kSandboxNamespaces) < 0 ? errno : 0; }
+int join_namespaces(int pidfd, bool with_userns) noexcept {
+  return setns(pidfd, kSandboxNamespaces | (with_userns ? CLONE_NEWUSER : 0)) < 0 ? errno : 0;
+}
 
 }  // namespace sbx::rt

@@ -16,7 +16,8 @@ constexpr int kSandboxNamespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | C
 int set_hostname(const std::string& name) noexcept;
 // Brings `lo` up in the caller's (new) network namespace.
 int bring_up_loopback() noexcept;
-// Joins every namespace of the process behind `pidfd` in one setns(2) call.
-int join_namespaces(int pidfd) noexcept;
+// Joins every namespace of the process behind `pidfd` in one setns(2) call, its user namespace too when
+// `with_userns` (the kernel enters that one first, so the others are entered with its capabilities).
+int join_namespaces(int pidfd, bool with_userns) noexcept;
 
 }  // namespace sbx::rt

@@ -2,9 +2,11 @@
 
 #include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "runtime/caps.h"
 #include "runtime/rlimit.h"
+#include "runtime/userns.h"
 
 namespace sbx::rt {
 
@@ -69,9 +71,6 @@ Result<void> validate_root(const RootfsPlan& root) {
   if (root.lower_dirs.empty()) {
     return make_error("root.lower_dirs: at least one root filesystem directory is required");
   }
-  if (root.read_only && root.lower_dirs.size() != 1) {
-    return make_error("root.lower_dirs: a read-only root takes exactly one directory, not {}", root.lower_dirs.size());
-  }
   if (root.read_only && root.upper_tmpfs_size) {
     return make_error("root.upper_tmpfs_size: a read-only root has no upper layer");
   }
@@ -102,6 +101,35 @@ Result<void> validate_hostname(const std::string& name) {
   for (char c : name) {
     if (!is_hostname_char(c)) {
       return make_error("hostname: '{}' may contain only letters, digits, '-' and '.'", name);
+    }
+  }
+  return ok();
+}
+
+Result<void> validate_devices(const std::vector<DeviceNodePlan>& devices) {
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const DeviceNodePlan& d = devices[i];
+    std::string field = fmt::format("devices[{}]", i);
+    SBX_TRY(check_sandbox_path(d.path, field + ".path"));
+    if (!d.path.starts_with("/dev/")) {
+      return make_error("{}.path: '{}' is not under /dev", field, d.path);
+    }
+    SBX_TRY(check_sandbox_path(d.host_path, field + ".host_path"));
+    struct stat st {};
+    if (::stat(d.host_path.c_str(), &st) < 0) {
+      return sys_error("{}.host_path: '{}'", field, d.host_path);
+    }
+    bool is_char = S_ISCHR(st.st_mode);
+    if ((d.type == 'c' && !is_char) || (d.type == 'b' && !S_ISBLK(st.st_mode)) || (d.type != 'c' && d.type != 'b')) {
+      return make_error("{}.host_path: '{}' is not a {} device", field, d.host_path,
+                        d.type == 'b' ? "block" : "character");
+    }
+    if (major(st.st_rdev) != d.major || minor(st.st_rdev) != d.minor) {
+      return make_error("{}.host_path: '{}' is device {}:{}, not {}:{}", field, d.host_path, major(st.st_rdev),
+                        minor(st.st_rdev), d.major, d.minor);
+    }
+    if (d.access.empty() || d.access.find_first_not_of("rwm") != std::string::npos) {
+      return make_error("{}.access: '{}' must be some of \"rwm\"", field, d.access);
     }
   }
   return ok();
@@ -174,10 +202,11 @@ Result<void> validate_plan(const Plan& plan) {
   SBX_TRY(validate_rlimits(plan.security.rlimits));
   SBX_ASSIGN(std::vector<int> caps, parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
   for (size_t i = 0; i < caps.size(); ++i) {
-    // /dev is a writable tmpfs without nodev (it holds our nodes), and sbx installs no device cgroup yet: with
-    // CAP_MKNOD a sandbox could make a node for any host device there.
+    // /dev is a writable tmpfs without nodev (it holds our nodes): with CAP_MKNOD a sandbox without a user namespace
+    // could make a node for any host device there, and a v1 host without the devices controller has no device
+    // policy to refuse opening it. Devices are passed in by CDI instead.
     if (caps[i] == CAP_MKNOD) {
-      return make_error("security.keep_caps[{}]: CAP_MKNOD cannot be kept: sbx has no device cgroup to confine it", i);
+      return make_error("security.keep_caps[{}]: CAP_MKNOD cannot be kept: pass devices in through CDI instead", i);
     }
   }
   if (plan.main) {
@@ -186,6 +215,16 @@ Result<void> validate_plan(const Plan& plan) {
   if (plan.network) {
     SBX_TRY(validate_network(*plan.network));
   }
+  if (plan.userns) {
+    SBX_TRY(validate_userns(*plan.userns));
+  }
+  SBX_TRY(validate_devices(plan.devices));
+  return ok();
+}
+
+Result<void> validate_userns(const UserNamespacePlan& userns) {
+  SBX_TRY(validate_id_map(userns.uid_map, "userns.uid_map"));
+  SBX_TRY(validate_id_map(userns.gid_map, "userns.gid_map"));
   return ok();
 }
 

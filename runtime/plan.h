@@ -14,7 +14,8 @@
 namespace sbx::rt {
 
 struct RootfsPlan {
-  // Read-only layers of the overlay, topmost first. With read_only, exactly one: bound read-only as the root.
+  // Read-only layers of the overlay, topmost first. With read_only: one is bound read-only as the root, several are
+  // an overlay without an upper layer, mounted read-only.
   std::vector<std::string> lower_dirs;
   bool read_only = false;
   // Overlay upper/work on a tmpfs of this many bytes (bounds the sandbox's disk use). Unset: a directory under the
@@ -26,6 +27,36 @@ struct BindMount {
   std::string source;       // host path, file or directory
   std::string destination;  // absolute path inside the sandbox; created if missing
   bool read_only = true;    // always nosuid,nodev
+};
+
+// A host device node made visible inside the sandbox (CDI passthrough): bind-mounted from `host_path` to `path`, and
+// allowed by the sandbox's device cgroup policy. Only these and the standard nodes (/dev/null, zero, full, random,
+// urandom, tty, the sandbox's own pts) can be opened.
+struct DeviceNodePlan {
+  std::string path;       // absolute path inside the sandbox, e.g. /dev/nvidia0
+  std::string host_path;  // the node on the host
+  char type = 'c';        // 'c' or 'b'
+  uint32_t major = 0;
+  uint32_t minor = 0;
+  std::string access = "rw";  // what the device cgroup allows: some of "rwm"
+};
+
+// One line of /proc/<pid>/uid_map or gid_map: ids inside..inside+count-1 are host ids host..host+count-1.
+struct IdMapping {
+  uint32_t inside = 0;
+  uint32_t host = 0;
+  uint32_t count = 0;
+};
+
+// A user namespace of the sandbox's own: every other namespace belongs to it, so root inside holds capabilities only
+// over the sandbox's objects. Image layers and bind sources are idmapped into it (MOUNT_ATTR_IDMAP) rather than
+// chowned; what the sandbox writes lands on the host owned by the mapped ids.
+struct UserNamespacePlan {
+  std::vector<IdMapping> uid_map;  // at most 340 lines (the kernel's limit); non-overlapping
+  std::vector<IdMapping> gid_map;
+  // The host uid/gid of uid/gid 0 inside (its run dir, upper layer and cgroup are given to it). Derived.
+  uint32_t host_root_uid() const;
+  uint32_t host_root_gid() const;
 };
 
 // A process to run in the sandbox: the main command (run by init) or an exec.
@@ -79,6 +110,9 @@ struct Plan {
   SecurityPlan security;
   std::optional<ProcessSpec> main;  // run by init as its child; none: init idles until stopped
   std::optional<NetworkPlan> network;  // none: the sandbox's own network namespace has only lo
+  // None: the host's user namespace (root inside is the host's root; only for workloads that need host uids).
+  std::optional<UserNamespacePlan> userns;
+  std::vector<DeviceNodePlan> devices;  // beyond the standard nodes
 };
 
 // A Plan with the masked and read-only paths every sandbox gets (those of runc/crun) and the given id and rootfs.
@@ -91,5 +125,6 @@ Result<void> validate_plan(const Plan& plan);
 Result<void> validate_process(const ProcessSpec& proc, std::string_view field);
 Result<void> validate_id(std::string_view id);
 Result<void> validate_network(const NetworkPlan& net);
+Result<void> validate_userns(const UserNamespacePlan& userns);
 
 }  // namespace sbx::rt

@@ -7,6 +7,8 @@
 #include <optional>
 #include <vector>
 
+#include "runtime/json_describe.h"
+
 namespace sbx::rt {
 
 namespace {
@@ -16,18 +18,8 @@ using nlohmann::json;
 // ---------------------------------------------------------------------------------------------------------------
 // Reading values: each overload checks the JSON type (and range) and names the field when it is wrong.
 
-std::string describe(const json& j) {
-  if (j.is_string()) {
-    return fmt::format("string '{}'", j.get_ref<const std::string&>());
-  }
-  if (j.is_number() || j.is_boolean()) {
-    return fmt::format("{} {}", j.type_name(), j.dump());
-  }
-  return j.type_name();
-}
-
 Error wrong_type(const std::string& field, std::string_view expected, const json& j) {
-  return Error(fmt::format("{}: expected {}, got {}", field, expected, describe(j)), EINVAL);
+  return Error(fmt::format("{}: expected {}, got {}", field, expected, describe_json(j)), EINVAL);
 }
 
 Result<void> read_value(const json& j, const std::string& field, std::string& out) {
@@ -108,6 +100,10 @@ Result<void> read_value(const json& j, const std::string& field, SecurityPlan& o
 Result<void> read_value(const json& j, const std::string& field, ProcessSpec& out);
 Result<void> read_value(const json& j, const std::string& field, CgroupConfig& out);
 Result<void> read_value(const json& j, const std::string& field, NetworkPlan& out);
+Result<void> read_value(const json& j, const std::string& field, IdMapping& out);
+Result<void> read_value(const json& j, const std::string& field, UserNamespacePlan& out);
+Result<void> read_value(const json& j, const std::string& field, DeviceNodePlan& out);
+Result<void> read_value(const json& j, const std::string& field, DeviceRule& out);
 
 template <typename T>
 Result<void> read_value(const json& j, const std::string& field, std::optional<T>& out) {
@@ -198,9 +194,68 @@ Result<void> read_value(const json& j, const std::string& field, RootfsPlan& out
   return r.get("upper_tmpfs_size", out.upper_tmpfs_size);
 }
 
+// A device type is one letter: "c", "b" (or "a", all, in a rule).
+Result<void> read_device_type(const ObjectReader& r, char& out) {
+  std::string type(1, out);
+  SBX_TRY(r.get("type", type));
+  if (type.size() != 1) {
+    return Error(fmt::format("{}: expected \"c\", \"b\" or \"a\", got '{}'", r.at("type"), type), EINVAL);
+  }
+  out = type[0];
+  return ok();
+}
+
+Result<void> read_value(const json& j, const std::string& field, IdMapping& out) {
+  ObjectReader r(j, field);
+  SBX_TRY(r.check({"inside", "host", "count"}));
+  SBX_TRY(r.get("inside", out.inside));
+  SBX_TRY(r.get("host", out.host));
+  return r.get("count", out.count);
+}
+
+Result<void> read_value(const json& j, const std::string& field, UserNamespacePlan& out) {
+  ObjectReader r(j, field);
+  SBX_TRY(r.check({"uid_map", "gid_map"}));
+  SBX_TRY(r.get("uid_map", out.uid_map));
+  return r.get("gid_map", out.gid_map);
+}
+
+Result<void> read_value(const json& j, const std::string& field, DeviceNodePlan& out) {
+  ObjectReader r(j, field);
+  SBX_TRY(r.check({"path", "host_path", "type", "major", "minor", "access"}));
+  SBX_TRY(r.get("path", out.path));
+  SBX_TRY(r.get("host_path", out.host_path));
+  SBX_TRY(read_device_type(r, out.type));
+  SBX_TRY(r.get("major", out.major));
+  SBX_TRY(r.get("minor", out.minor));
+  return r.get("access", out.access);
+}
+
+// A device number, or -1 for "any".
+Result<void> read_device_number(const json* j, const std::string& field, int64_t& out) {
+  if (j == nullptr) {
+    return ok();
+  }
+  if (!j->is_number_integer() || j->get<int64_t>() < -1) {
+    return wrong_type(field, "a device number or -1", *j);
+  }
+  out = j->get<int64_t>();
+  return ok();
+}
+
+Result<void> read_value(const json& j, const std::string& field, DeviceRule& out) {
+  ObjectReader r(j, field);
+  SBX_TRY(r.check({"type", "major", "minor", "access"}));
+  SBX_TRY(read_device_type(r, out.type));
+  SBX_TRY(read_device_number(r.member("major"), r.at("major"), out.major));
+  SBX_TRY(read_device_number(r.member("minor"), r.at("minor"), out.minor));
+  return r.get("access", out.access);
+}
+
 Result<void> read_value(const json& j, const std::string& field, CgroupLimits& out) {
   ObjectReader r(j, field);
-  SBX_TRY(r.check({"memory_max", "memory_swap_max", "vcpus", "cpu_weight", "pids_max", "io"}));
+  SBX_TRY(r.check({"memory_max", "memory_swap_max", "vcpus", "cpu_weight", "pids_max", "io", "devices"}));
+  SBX_TRY(r.get("devices", out.devices));
   SBX_TRY(r.get("memory_max", out.memory_max));
   SBX_TRY(r.get("memory_swap_max", out.memory_swap_max));
   SBX_TRY(r.get("vcpus", out.vcpus));
@@ -276,7 +331,9 @@ json network_to_json(const std::optional<NetworkPlan>& net) {
 Result<void> read_value(const json& j, const std::string& field, Plan& out) {
   ObjectReader r(j, field);
   SBX_TRY(r.check({"id", "hostname", "root", "mounts", "dev_shm_size", "tmp_size", "masked_paths", "readonly_paths",
-                   "limits", "security", "main", "network"}));
+                   "limits", "security", "main", "network", "userns", "devices"}));
+  SBX_TRY(r.get("userns", out.userns));
+  SBX_TRY(r.get("devices", out.devices));
   SBX_TRY(r.get("id", out.id));
   SBX_TRY(r.get("hostname", out.hostname));
   SBX_TRY(r.get("root", out.root));
@@ -317,9 +374,38 @@ json limits_to_json(const CgroupLimits& l) {
                   {"riops", optional_json(i.riops)},
                   {"wiops", optional_json(i.wiops)}});
   }
+  json devices = json::array();
+  for (const DeviceRule& d : l.devices) {
+    devices.push_back({{"type", std::string(1, d.type)}, {"major", d.major}, {"minor", d.minor}, {"access", d.access}});
+  }
   return {{"memory_max", optional_json(l.memory_max)}, {"memory_swap_max", optional_json(l.memory_swap_max)},
           {"vcpus", optional_json(l.vcpus)},           {"cpu_weight", optional_json(l.cpu_weight)},
-          {"pids_max", optional_json(l.pids_max)},     {"io", std::move(io)}};
+          {"pids_max", optional_json(l.pids_max)},     {"io", std::move(io)},
+          {"devices", std::move(devices)}};
+}
+
+json id_map_to_json(const std::vector<IdMapping>& map) {
+  json lines = json::array();
+  for (const IdMapping& m : map) {
+    lines.push_back({{"inside", m.inside}, {"host", m.host}, {"count", m.count}});
+  }
+  return lines;
+}
+
+json userns_to_json(const std::optional<UserNamespacePlan>& userns) {
+  if (!userns) {
+    return nullptr;
+  }
+  return {{"uid_map", id_map_to_json(userns->uid_map)}, {"gid_map", id_map_to_json(userns->gid_map)}};
+}
+
+json devices_to_json(const std::vector<DeviceNodePlan>& devices) {
+  json out = json::array();
+  for (const DeviceNodePlan& d : devices) {
+    out.push_back({{"path", d.path}, {"host_path", d.host_path}, {"type", std::string(1, d.type)},
+                   {"major", d.major}, {"minor", d.minor}, {"access", d.access}});
+  }
+  return out;
 }
 
 json security_to_json(const SecurityPlan& s) {
@@ -373,7 +459,9 @@ json plan_to_json(const Plan& plan) {
           {"limits", limits_to_json(plan.limits)},
           {"security", security_to_json(plan.security)},
           {"main", plan.main ? process_to_json(*plan.main) : json(nullptr)},
-          {"network", network_to_json(plan.network)}};
+          {"network", network_to_json(plan.network)},
+          {"userns", userns_to_json(plan.userns)},
+          {"devices", devices_to_json(plan.devices)}};
 }
 
 Result<Plan> plan_from_json(const json& j, std::string_view field) { return from_json<Plan>(j, field); }

@@ -5,6 +5,8 @@
 #include <linux/magic.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <sys/capability.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -115,6 +117,53 @@ Result<std::vector<std::string>> split_sandbox_path(const std::string& path) {
     i = j + 1;
   }
   return parts;
+}
+
+namespace {
+
+// Raises every permitted capability into the effective set: moving the fsuid away from 0 drops the file
+// capabilities (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, ...) from it.
+Result<void> raise_effective_caps() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::capget(&header, data) < 0) {
+    return sys_error("read the calling thread's capabilities");
+  }
+  for (auto& d : data) {
+    d.effective = d.permitted;
+  }
+  if (::capset(&header, data) < 0) {
+    return sys_error("raise the calling thread's file capabilities");
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<SandboxFsIdentity> SandboxFsIdentity::assume(const SandboxState& state) {
+  SandboxFsIdentity id;
+  if (!state.userns) {
+    return id;
+  }
+  uid_t uid = state.userns->host_root_uid();
+  gid_t gid = state.userns->host_root_gid();
+  id.previous_gid_ = static_cast<gid_t>(::setfsgid(gid));
+  id.previous_uid_ = static_cast<uid_t>(::setfsuid(uid));
+  id.active_ = true;  // from here on the destructor puts the previous ids back
+  // setfsuid(2) reports no error: a second call returns what is in force.
+  if (static_cast<uid_t>(::setfsuid(uid)) != uid || static_cast<gid_t>(::setfsgid(gid)) != gid) {
+    return Error(fmt::format("act as the sandbox's root (host uid {}, gid {}): not permitted", uid, gid), EPERM);
+  }
+  SBX_TRY(raise_effective_caps());
+  return id;
+}
+
+SandboxFsIdentity::~SandboxFsIdentity() {
+  if (active_) {
+    // Back to 0, the kernel puts the file capabilities back into the effective set.
+    ::setfsuid(previous_uid_);
+    ::setfsgid(previous_gid_);
+  }
 }
 
 Result<Fd> open_sandbox_root(const SandboxState& state) {

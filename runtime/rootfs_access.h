@@ -21,6 +21,28 @@ namespace sbx::rt {
 // An O_PATH fd of the sandbox's root directory, checked to belong to the init the state describes.
 Result<Fd> open_sandbox_root(const SandboxState& state);
 
+// For a sandbox with a user namespace, the calling thread's file system identity (fsuid, fsgid) becomes its root's
+// host ids while this lives, with the file capabilities kept: what the calls below create belongs to the sandbox's
+// root, and they work on the file systems the sandbox mounted itself (its /tmp and /dev/shm tmpfs belong to its user
+// namespace, which maps no host id but its own: the host's root creating a file there gets EOVERFLOW). Per thread;
+// the caller must stay on this thread until it is destroyed. A sandbox without one: nothing changes.
+class SandboxFsIdentity {
+ public:
+  static Result<SandboxFsIdentity> assume(const SandboxState& state);
+  SandboxFsIdentity(SandboxFsIdentity&& o) noexcept
+      : active_(o.active_), previous_uid_(o.previous_uid_), previous_gid_(o.previous_gid_) {
+    o.active_ = false;
+  }
+  SandboxFsIdentity& operator=(SandboxFsIdentity&&) = delete;
+  ~SandboxFsIdentity();
+
+ private:
+  SandboxFsIdentity() = default;
+  bool active_ = false;
+  uid_t previous_uid_ = 0;
+  gid_t previous_gid_ = 0;
+};
+
 struct FileEntry {
   std::string name;
   std::string type;  // file | dir | symlink | other
@@ -37,6 +59,7 @@ struct ReadResult {
 
 struct WriteOptions {
   uint32_t mode = 0644;
+  // Host ids (a sandbox with a user namespace sees host id N as what N maps to inside: map_to_host translates).
   std::optional<uint32_t> uid;
   std::optional<uint32_t> gid;
   bool append = false;

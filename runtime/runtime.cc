@@ -24,6 +24,7 @@
 #include "runtime/net_sandbox.h"
 #include "runtime/spawn.h"
 #include "runtime/state.h"
+#include "runtime/userns.h"
 
 extern "C" const unsigned char sbx_init_blob[];
 extern "C" const unsigned char sbx_init_blob_end[];
@@ -70,6 +71,12 @@ struct CreateChildArgs {
     ::_exit(1);
   }
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (a.plan->userns) {
+    const char* step = nullptr;
+    if (int err = become_namespace_root(&step)) {
+      fail_child_errno(sync_fd, err, step);
+    }
+  }
   // Nothing of the runtime's (its cgroup fd, other sandboxes' pipes) may enter the sandbox.
   const ProcessSpec* main = a.plan->main ? &*a.plan->main : nullptr;
   if (int err = close_fds_except({sync_fd, a.status_fd, a.init_memfd, a.null_fd, main ? main->stdin_fd : -1,
@@ -124,13 +131,25 @@ Result<void> make_run_dir(const SandboxPaths& paths, const std::string& id) {
   return ok();
 }
 
-Result<void> make_run_subdirs(const SandboxPaths& paths) {
+Result<void> make_run_subdirs(const Plan& plan, const SandboxPaths& paths) {
   for (const auto& d : {paths.rootfs, paths.rw}) {
     if (::mkdir(d.c_str(), 0700) < 0) {
       return sys_error("mkdir '{}'", d);
     }
   }
+  if (plan.userns) {
+    SBX_TRY(make_userns_mount_points(plan, paths));
+  }
   return ok();
+}
+
+// Parent side, between the clone and "G", for a sandbox with a user namespace: its id maps, then its root (built
+// from here, idmapped, inside its mount namespace), then its cgroup handed to its root.
+Result<void> prepare_user_namespace(const Plan& plan, const SandboxPaths& paths, const Process& init, Cgroup& cgroup) {
+  SBX_TRY(write_id_maps(init.pid(), *plan.userns));
+  SBX_ASSIGN(Fd userns, open_user_namespace(init.pid()));
+  SBX_TRY(stage_userns_root(plan, paths, init.pidfd(), userns.get()));
+  return cgroup.delegate(plan.userns->host_root_uid(), plan.userns->host_root_gid());
 }
 
 Result<std::shared_ptr<const SeccompFilter>> load_filter(SeccompCache& cache, const SecurityPlan& sec) {
@@ -272,7 +291,7 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   SandboxPaths paths(sandbox_dir(plan.id));
   SBX_TRY_CTX(make_run_dir(paths, plan.id), "{}", ctx());
   ScopeGuard rollback([&] { (void)destroy(plan.id); });
-  SBX_TRY_CTX(make_run_subdirs(paths), "{}", ctx());
+  SBX_TRY_CTX(make_run_subdirs(plan, paths), "{}", ctx());
   if (filter) {
     SBX_TRY_CTX(write_seccomp_filter(paths.seccomp, *filter), "{}", ctx());
   }
@@ -287,7 +306,8 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   SBX_ASSIGN(SyncPair sync, make_sync_pair());
 
   int pidfd = -1;
-  pid_t pid = clone3_process(kSandboxCloneFlags | CLONE_PIDFD, &pidfd, cgroup->clone_into_fd());
+  unsigned long flags = kSandboxCloneFlags | CLONE_PIDFD | (plan.userns ? CLONE_NEWUSER : 0);
+  pid_t pid = clone3_process(flags, &pidfd, cgroup->clone_into_fd());
   if (pid < 0) {
     return sys_error("{}: clone into new namespaces", ctx());
   }
@@ -306,13 +326,16 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   if (cgroup->clone_into_fd() < 0) {
     SBX_TRY_CTX(cgroup->add_process(pid), "{}", ctx());
   }
+  if (plan.userns) {
+    SBX_TRY_CTX(prepare_user_namespace(plan, paths, sandbox.init_, *cgroup), "{}", ctx());
+  }
   SBX_TRY_CTX(send_go(sync.parent.get()), "{}", ctx());
   if (plan.network) {
     SBX_TRY_CTX(connect_network(*plan.network, paths, pid, sync.parent.get()), "{}", ctx());
   }
   SBX_TRY_CTX(read_child_reports(sync.parent.get(), nullptr, config_.setup_timeout_ms), "{}", ctx());
 
-  SandboxState state{plan.id, pid, 0, plan.security};
+  SandboxState state{plan.id, pid, 0, plan.security, plan.userns};
   SBX_ASSIGN(state.init_start_time, process_start_time(pid));
   SBX_TRY_CTX(write_state(paths.state, state), "{}", ctx());
   rollback.dismiss();
@@ -380,6 +403,7 @@ Result<Process> Runtime::exec_impl(const PreparedExec& sandbox, const ProcessSpe
   ec.null_fd = dev_null_.get();
   ec.init_memfd = init_memfd_.get();
   ec.timeout_ms = config_.setup_timeout_ms;
+  ec.userns = sandbox.state_.userns.has_value();
   SBX_ASSIGN(Process process, exec_process(ec, proc));
   remove_cgroup.dismiss();
   process.set_cgroup(std::move(cgroup));

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fd.h"
+#include "runtime/json_describe.h"
 #include "runtime/seccomp_internal.h"
 
 #include <seccomp.h>
@@ -146,16 +147,6 @@ std::string normalize_cap(std::string_view cap) {
 // ---------------------------------------------------------------------------------------------------------------
 // JSON access without exceptions: every value's type is checked before it is read.
 
-std::string describe(const Json& j) {
-  if (j.is_string()) {
-    return fmt::format("string '{}'", j.get_ref<const std::string&>());
-  }
-  if (j.is_number() || j.is_boolean()) {
-    return fmt::format("{} {}", j.type_name(), j.dump());
-  }
-  return j.type_name();
-}
-
 // A member of `obj`; null counts as absent (Go encoders write nil slices as null).
 const Json* find_field(const Json& obj, const char* name) {
   auto it = obj.find(name);
@@ -176,28 +167,28 @@ Result<void> check_fields(const Json& obj, std::string_view where, std::initiali
 
 Result<void> expect_object(const Json& j, const std::string& field) {
   if (!j.is_object()) {
-    return make_error("{}: expected an object, got {}", field, describe(j));
+    return make_error("{}: expected an object, got {}", field, describe_json(j));
   }
   return ok();
 }
 
 Result<uint64_t> get_u64(const Json& j, const std::string& field) {
   if (!j.is_number_unsigned()) {
-    return make_error("{}: expected a non-negative integer, got {}", field, describe(j));
+    return make_error("{}: expected a non-negative integer, got {}", field, describe_json(j));
   }
   return j.get<uint64_t>();
 }
 
 Result<std::string> get_string(const Json& j, const std::string& field) {
   if (!j.is_string()) {
-    return make_error("{}: expected a string, got {}", field, describe(j));
+    return make_error("{}: expected a string, got {}", field, describe_json(j));
   }
   return j.get<std::string>();
 }
 
 Result<std::vector<std::string>> get_strings(const Json& j, const std::string& field) {
   if (!j.is_array()) {
-    return make_error("{}: expected an array of strings, got {}", field, describe(j));
+    return make_error("{}: expected an array of strings, got {}", field, describe_json(j));
   }
   std::vector<std::string> out;
   for (size_t i = 0; i < j.size(); ++i) {
@@ -298,7 +289,7 @@ Result<SeccompArg> parse_arg(const Json& j, const std::string& field) {
 
 Result<std::vector<SeccompArg>> parse_args(const Json& j, const std::string& field) {
   if (!j.is_array()) {
-    return make_error("{}: expected an array, got {}", field, describe(j));
+    return make_error("{}: expected an array, got {}", field, describe_json(j));
   }
   std::vector<SeccompArg> args;
   for (size_t i = 0; i < j.size(); ++i) {
@@ -401,7 +392,7 @@ Result<std::vector<std::string>> parse_arch_list(const Json& j, const std::strin
 // Docker's archMap: [{architecture, subArchitectures}]; the entry of the native architecture gives the list.
 Result<std::vector<std::string>> parse_arch_map(const Json& j) {
   if (!j.is_array()) {
-    return make_error("archMap: expected an array, got {}", describe(j));
+    return make_error("archMap: expected an array, got {}", describe_json(j));
   }
   std::vector<std::string> out;
   for (size_t i = 0; i < j.size(); ++i) {
@@ -464,7 +455,7 @@ Result<void> check_unsupported(const Json& root) {
 
 Result<SeccompProfile> parse_profile(const Json& root) {
   if (!root.is_object()) {
-    return make_error("expected a JSON object at the top level, got {}", describe(root));
+    return make_error("expected a JSON object at the top level, got {}", describe_json(root));
   }
   SBX_TRY(check_fields(root, "",
                        {"defaultAction", "defaultErrnoRet", "architectures", "archMap", "syscalls", "flags",
@@ -482,7 +473,7 @@ Result<SeccompProfile> parse_profile(const Json& root) {
   SBX_ASSIGN(profile.architectures, parse_architectures(root));
   if (const Json* syscalls = find_field(root, "syscalls")) {
     if (!syscalls->is_array()) {
-      return make_error("syscalls: expected an array, got {}", describe(*syscalls));
+      return make_error("syscalls: expected an array, got {}", describe_json(*syscalls));
     }
     for (size_t i = 0; i < syscalls->size(); ++i) {
       SBX_ASSIGN(SeccompRule rule, parse_rule((*syscalls)[i], fmt::format("syscalls[{}]", i)));

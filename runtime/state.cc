@@ -27,6 +27,26 @@ json rlimits_to_json(const Rlimits& r) {
   return j;
 }
 
+json id_map_to_json(const std::vector<IdMapping>& map) {
+  json lines = json::array();
+  for (const IdMapping& m : map) {
+    lines.push_back({m.inside, m.host, m.count});
+  }
+  return lines;
+}
+
+Result<std::vector<IdMapping>> id_map_from_json(const json& j, const std::string& path) {
+  std::vector<IdMapping> map;
+  for (const json& line : j) {
+    if (!line.is_array() || line.size() != 3 || !line[0].is_number_unsigned() || !line[1].is_number_unsigned() ||
+        !line[2].is_number_unsigned()) {
+      return make_error("state file '{}': an id map line is not [inside, host, count]", path);
+    }
+    map.push_back({line[0].get<uint32_t>(), line[1].get<uint32_t>(), line[2].get<uint32_t>()});
+  }
+  return map;
+}
+
 std::optional<uint64_t> optional_u64(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_unsigned()) {
@@ -47,6 +67,10 @@ Result<void> write_state(const std::string& path, const SandboxState& state) {
       {"seccomp_profile", state.security.seccomp_profile},
       {"rlimits", rlimits_to_json(state.security.rlimits)},
   };
+  if (state.userns) {
+    j["uid_map"] = id_map_to_json(state.userns->uid_map);
+    j["gid_map"] = id_map_to_json(state.userns->gid_map);
+  }
   std::string tmp = path + ".tmp";
   SBX_TRY(create_file(tmp, j.dump() + "\n", 0600));
   if (::rename(tmp.c_str(), path.c_str()) < 0) {
@@ -79,6 +103,12 @@ Result<SandboxState> read_state(const std::string& path) {
   s.security.rlimits.nofile = optional_u64(r, "nofile");
   s.security.rlimits.nproc = optional_u64(r, "nproc");
   s.security.rlimits.fsize = optional_u64(r, "fsize");
+  if (j.contains("uid_map") && j.contains("gid_map") && j["uid_map"].is_array() && j["gid_map"].is_array()) {
+    UserNamespacePlan userns;
+    SBX_ASSIGN(userns.uid_map, id_map_from_json(j["uid_map"], path));
+    SBX_ASSIGN(userns.gid_map, id_map_from_json(j["gid_map"], path));
+    s.userns = std::move(userns);
+  }
   return s;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/error.h"
@@ -18,6 +19,8 @@ struct SandboxState {
   pid_t init_pid = 0;
   uint64_t init_start_time = 0;  // /proc/<pid>/stat field 22, clock ticks since boot
   SecurityPlan security;
+  // The sandbox's own user namespace, if it has one: execs join it, and file access translates ids through it.
+  std::optional<UserNamespacePlan> userns;
 };
 
 Result<void> write_state(const std::string& path, const SandboxState& state);

@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "runtime/runtime.h"
+#include "runtime/userns.h"
 
 namespace {
 
@@ -35,7 +36,11 @@ when COMMAND ends. Must run as root.
   --bind SRC:DST[:rw]    bind-mount a host path (read-only unless :rw)
   --env NAME=VALUE       environment variable (repeatable); PATH has a default
   --cwd DIR              working directory inside the sandbox (default /)
-  --user UID[:GID]       identity of COMMAND (default 0:0, without capabilities)
+  --user UID[:GID]       identity of COMMAND (default 0:0 with the kept capabilities; any other uid gets none)
+  --userns HOST_UID      a user namespace of the sandbox's own: ids 0..65535 inside are HOST_UID.. on the host
+                         (the same as --uidmap 0:HOST_UID:65536 --gidmap 0:HOST_UID:65536)
+  --uidmap IN:HOST:N     one line of the user namespace's uid map (repeatable); --gidmap likewise (the gid map
+  --gidmap IN:HOST:N     is the uid map when only --uidmap is given). Without any: the host's user namespace
   --hostname NAME        hostname (default: the sandbox id)
   --id ID                sandbox id (default: sbx-run-<pid>)
   --run-root DIR         where sandboxes keep their state (default /run/sbx)
@@ -115,6 +120,44 @@ Result<void> parse_user(const std::string& spec, ProcessSpec& proc) {
   return ok();
 }
 
+Result<uint32_t> parse_id(const std::string& text, const std::string& option, const std::string& spec) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(text.c_str(), &end, 10);
+  if (text.empty() || end == nullptr || *end != '\0' || errno != 0 || v > UINT32_MAX) {
+    return make_error("{}: '{}' is not INSIDE:HOST:COUNT", option, spec);
+  }
+  return static_cast<uint32_t>(v);
+}
+
+Result<IdMapping> parse_id_mapping(const std::string& spec, const std::string& option) {
+  size_t a = spec.find(':');
+  size_t b = a == std::string::npos ? a : spec.find(':', a + 1);
+  if (b == std::string::npos) {
+    return make_error("{}: '{}' is not INSIDE:HOST:COUNT", option, spec);
+  }
+  IdMapping m;
+  SBX_ASSIGN(m.inside, parse_id(spec.substr(0, a), option, spec));
+  SBX_ASSIGN(m.host, parse_id(spec.substr(a + 1, b - a - 1), option, spec));
+  SBX_ASSIGN(m.count, parse_id(spec.substr(b + 1), option, spec));
+  return m;
+}
+
+// --userns, --uidmap and --gidmap into the plan's user namespace.
+Result<void> add_mapping(const std::string& option, const std::string& value, Plan& plan) {
+  if (!plan.userns) {
+    plan.userns.emplace();
+  }
+  if (option == "--userns") {
+    SBX_ASSIGN(uint32_t first, parse_id(value, option, value));
+    plan.userns = contiguous_userns(first, 65536);
+    return ok();
+  }
+  SBX_ASSIGN(IdMapping m, parse_id_mapping(value, option));
+  (option == "--uidmap" ? plan.userns->uid_map : plan.userns->gid_map).push_back(m);
+  return ok();
+}
+
 Result<Options> parse_args(int argc, char** argv) {
   Options o;
   o.plan = default_plan(fmt::format("sbx-run-{}", ::getpid()), {});
@@ -159,6 +202,8 @@ Result<Options> parse_args(int argc, char** argv) {
       o.proc.cwd = v;
     } else if (a == "--user") {
       SBX_TRY(parse_user(v, o.proc));
+    } else if (a == "--userns" || a == "--uidmap" || a == "--gidmap") {
+      SBX_TRY(add_mapping(a, v, o.plan));
     } else if (a == "--hostname") {
       hostname = v;
     } else if (a == "--id") {
@@ -173,6 +218,9 @@ Result<Options> parse_args(int argc, char** argv) {
     return make_error("no command given (sbx-run [OPTIONS] -- COMMAND [ARGS...])");
   }
   o.proc.argv.assign(argv + i + 1, argv + argc);
+  if (o.plan.userns && o.plan.userns->gid_map.empty()) {
+    o.plan.userns->gid_map = o.plan.userns->uid_map;
+  }
   o.plan.hostname = hostname.value_or(o.plan.id);
   bool has_path = false;
   for (const auto& e : o.proc.env) {

@@ -141,9 +141,20 @@ void TestEnv::teardown() {
 
 std::string TestEnv::unique_id(const std::string& prefix) { return fmt::format("{}-{}", prefix, ++counter_); }
 
+std::string TestEnv::busybox_rootfs() {
+  const char* copy = std::getenv("SBX_TEST_ROOTFS");
+  return copy != nullptr && *copy != '\0' ? copy : SBX_BUSYBOX_ROOTFS;
+}
+
+std::string TestEnv::probe_path(const std::string& name) {
+  const char* copy = std::getenv("SBX_TEST_PROBE_DIR");
+  std::string dir = copy != nullptr && *copy != '\0' ? copy : SBX_PROBE_DIR;
+  return dir + "/" + name;
+}
+
 rt::Plan TestEnv::plan(const std::string& id) const {
   rt::Plan p = rt::default_plan(id, {busybox_rootfs()});
-  p.mounts.push_back({SBX_PROBE_PATH, kProbe, true});
+  p.mounts.push_back({probe_path(), kProbe, true});
   p.security.seccomp_profile = default_profile();
   p.security.rlimits.nofile = 1024;
   return p;
@@ -213,8 +224,8 @@ bool path_exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-std::string make_temp_dir(const std::string& prefix) {
-  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+std::string make_temp_dir(const std::string& prefix, const std::string& parent) {
+  std::string tmpl = parent + "/" + prefix + "-XXXXXX";
   char* dir = ::mkdtemp(tmpl.data());
   REQUIRE(dir != nullptr);
   return dir;

@@ -31,7 +31,11 @@ class TestEnv {
   rt::Plan plan(const std::string& id) const;
   std::string run_root() const { return run_root_; }
 
-  static std::string busybox_rootfs() { return SBX_BUSYBOX_ROOTFS; }
+  // The build's busybox rootfs and probe, or copies named by SBX_TEST_ROOTFS and SBX_TEST_PROBE_DIR: where the
+  // build dir is on a file system without idmapped mounts (9p in the cgroup v2 VM), tests/run-cgroup-vm puts copies
+  // on one that has them.
+  static std::string busybox_rootfs();
+  static std::string probe_path(const std::string& name = "sbx-probe");
   static std::string default_profile() { return SBX_SOURCE_ROOT "/seccomp-profiles/default.json"; }
 
  private:
@@ -77,6 +81,11 @@ bool path_exists(const std::string& path);
 // (named sbx-test-<pid>, the pid no longer a running priv_tests). TestEnv calls it when it is made; `own` locates
 // the cgroup parents.
 void recover_killed_runs(const rt::CgroupManager& own);
-std::string make_temp_dir(const std::string& prefix);
+std::string make_temp_dir(const std::string& prefix, const std::string& parent = "/tmp");
+// A temp dir on the busybox rootfs's file system, which supports idmapped mounts (/tmp may not: tmpfs before 6.3).
+inline std::string make_idmappable_temp_dir(const std::string& prefix) {
+  std::string rootfs = TestEnv::busybox_rootfs();
+  return make_temp_dir(prefix, rootfs.substr(0, rootfs.rfind('/')));
+}
 
 }  // namespace sbx::test

@@ -39,6 +39,9 @@ Plan full_plan() {
   main.groups = {10, 4294967295u};
   p.main = main;
   p.network = NetworkPlan{"sbxv0a420005", "sbx0", *parse_ipv4_net("10.66.0.5/16", false), 0x0a420001, 1400};
+  p.userns = UserNamespacePlan{{{0, 1000000000, 65536}}, {{0, 1000000000, 1000}, {1000, 2000000000, 1}}};
+  p.devices.push_back({"/dev/acme0", "/dev/null", 'c', 1, 3, "rw"});
+  p.limits.devices.push_back({'c', 1, -1, "rwm"});
   return p;
 }
 
@@ -79,6 +82,14 @@ TEST_CASE("a plan with every field set survives the round trip through text") {
   CHECK(back->network->address == Ipv4Net{0x0a420005, 16});
   CHECK(back->network->gateway == 0x0a420001u);
   CHECK(plan_to_json(*back)["network"]["address"] == "10.66.0.5/16");
+  REQUIRE(back->userns.has_value());
+  CHECK(back->userns->gid_map.size() == 2);
+  CHECK(back->userns->gid_map[1].host == 2000000000u);
+  REQUIRE(back->devices.size() == 1);
+  CHECK(back->devices[0].type == 'c');
+  CHECK(back->devices[0].minor == 3u);
+  REQUIRE(back->limits.devices.size() == 1);
+  CHECK(back->limits.devices[0].minor == -1);
 }
 
 TEST_CASE("a network's addresses must be dotted text") {
