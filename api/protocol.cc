@@ -35,6 +35,14 @@ std::vector<ParamSpec> sandbox_params() {
           {"cwd", P::kString, false, "working directory of the main command and default of execs"},
           {"user", P::kIntOrString, false, "\"uid[:gid]\" of the main command and default of execs"},
           {"hostname", P::kString, false, "the sandbox's hostname; default: the name or the id"},
+          {"read_only", P::kBool, false, "mount the root filesystem read-only (default false; /tmp and /dev/shm "
+           "stay writable tmpfs)"},
+          {"cap_drop", P::kStringArray, false, "capabilities root in the sandbox gives up, or [\"ALL\"]"},
+          {"cap_add", P::kStringArray, false, "capabilities added to root's default set (root only)"},
+          {"devices", P::kStringArray, false, "CDI devices to pass in, \"vendor.com/class=name\" (specs in "
+           "/etc/cdi and /var/run/cdi)"},
+          {"userns", P::kBool, false, "a user namespace of the sandbox's own (default true unless [userns] enabled "
+           "is false); false: the host's, whose root is the host's root (root only)"},
           {"start", P::kBool, false, "start now (default true)"},
           {"tenant", P::kString, false, "tenant the sandbox belongs to (trusted callers only)"}};
 }

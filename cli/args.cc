@@ -118,6 +118,28 @@ Result<void> add_source(const CreateOptions& o, bool with_cmd, json& params) {
   return ok();
 }
 
+// --read-only, --cap-drop, --cap-add, --device and --userns.
+Result<void> add_security(const CreateOptions& o, json& params) {
+  if (o.read_only) {
+    params["read_only"] = true;
+  }
+  if (!o.cap_drop.empty()) {
+    params["cap_drop"] = o.cap_drop;
+  }
+  if (!o.cap_add.empty()) {
+    params["cap_add"] = o.cap_add;
+  }
+  if (!o.devices.empty()) {
+    params["devices"] = o.devices;
+  }
+  if (o.userns == "host" || o.userns == "private") {
+    params["userns"] = o.userns == "private";
+  } else if (!o.userns.empty()) {
+    return option_error("--userns", fmt::format("'{}' is neither private nor host", o.userns));
+  }
+  return ok();
+}
+
 Result<void> add_identity(const CreateOptions& o, json& params) {
   if (!o.cwd.empty()) {
     if (o.cwd[0] != '/') {
@@ -381,6 +403,7 @@ Result<json> create_params(const CreateOptions& o, const std::string& cwd, const
     p["ttl"] = static_cast<int64_t>(ttl);
   }
   SBX_TRY(add_identity(o, p));
+  SBX_TRY(add_security(o, p));
   if (with_cmd && !o.command.empty()) {
     p["cmd"] = o.command;
   }

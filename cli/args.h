@@ -46,6 +46,11 @@ struct CreateOptions {
   std::string cwd;
   std::string user;  // uid[:gid]
   std::string hostname;
+  bool read_only = false;
+  std::vector<std::string> cap_drop;  // names, or ALL
+  std::vector<std::string> cap_add;
+  std::vector<std::string> devices;   // CDI names vendor.com/class=name
+  std::string userns;                 // "" (sbxd's default), "private" or "host"
   bool no_start = false;
   std::vector<std::string> command;
   std::string tenant;

@@ -76,6 +76,13 @@ void add_create_options(CLI::App* sub, CreateOptions& o, bool for_run) {
   sub->add_option("-w,--cwd", o.cwd, "Working directory (absolute)");
   sub->add_option("-u,--user", o.user, "UID[:GID] to run as");
   sub->add_option("--hostname", o.hostname, "Hostname inside the sandbox");
+  sub->add_flag("--read-only", o.read_only, "Mount the root filesystem read-only (/tmp, /dev/shm stay writable)");
+  repeatable(sub->add_option("--cap-drop", o.cap_drop, "Drop a capability from root's set, or ALL (repeatable)"));
+  repeatable(sub->add_option("--cap-add", o.cap_add, "Add a capability to root's set (root only; repeatable)"));
+  repeatable(sub->add_option("--device", o.devices, "CDI device vendor.com/class=name to pass in (repeatable)"));
+  sub->add_option("--userns", o.userns,
+                  "User namespace: private (the default: root inside is an unprivileged host uid) or host (root "
+                  "only)");
   if (!for_run) {
     sub->add_flag("--no-start", o.no_start, "Create the sandbox without starting it");
   }

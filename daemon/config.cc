@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <map>
+#include <tuple>
 #include <set>
 
 #include "api/protocol.h"
@@ -177,6 +178,7 @@ Result<void> read_daemon(TableReader& t, DaemonConfig* c) {
   SBX_TRY(t.uids("trusted_uids", &c->trusted_uids));
   SBX_TRY(t.strings("rootfs_dirs", &c->rootfs_dirs));
   SBX_TRY(t.string("log_level", &c->log_level));
+  SBX_TRY(t.strings("cdi_spec_dirs", &c->cdi_spec_dirs));
   return t.no_unknown_keys();
 }
 
@@ -239,6 +241,34 @@ Result<void> read_network(TableReader& t, DaemonConfig* c) {
   return t.no_unknown_keys();
 }
 
+Result<void> read_userns(TableReader& t, DaemonConfig* c) {
+  SBX_TRY(t.boolean("enabled", &c->userns));
+  for (const auto& [key, out, min] : {std::tuple{"first", &c->userns_first, int64_t{1}},
+                                      std::tuple{"size", &c->userns_size, int64_t{1}},
+                                      std::tuple{"count", &c->userns_count, int64_t{1}}}) {
+    int64_t v = *out;
+    SBX_TRY(t.integer(key, &v, min));
+    if (v > UINT32_MAX) {
+      return make_error("[userns] {}: must be at most {}", key, UINT32_MAX);
+    }
+    *out = static_cast<uint32_t>(v);
+  }
+  return t.no_unknown_keys();
+}
+
+// The pool's own shape; whether it collides with the host's users is checked at start-up (userns_pool.cc).
+Result<void> check_userns(const DaemonConfig& c) {
+  uint64_t end = uint64_t{c.userns_first} + uint64_t{c.userns_size} * c.userns_count;
+  if (end > UINT32_MAX) {
+    return make_error("[userns] first + size * count = {} runs past 4294967295", end);
+  }
+  if (c.userns_size < 65536) {
+    // Images' files are owned by ids up to 65534 (nobody): a smaller namespace shows them as unmapped.
+    return make_error("[userns] size: {} is below 65536, the ids an image's files may use", c.userns_size);
+  }
+  return ok();
+}
+
 Result<void> check_network(const DaemonConfig& c) {
   if (c.network_default != "none" && c.network_default != "bridge") {
     return make_error("[network] default: must be none or bridge");
@@ -278,6 +308,7 @@ Result<void> check_config(const DaemonConfig& c) {
   if (c.log_max_bytes < 4096) {
     return make_error("[limits] log_max_bytes: must be at least 4096");
   }
+  SBX_TRY(check_userns(c));
   return check_network(c);
 }
 
@@ -295,11 +326,12 @@ Result<DaemonConfig> parse_config(std::string_view text, std::string_view source
   using Reader = Result<void> (*)(TableReader&, DaemonConfig*);
   const std::map<std::string, Reader> sections = {
       {"daemon", read_daemon},     {"cgroup", read_cgroup}, {"defaults", read_defaults},
-      {"limits", read_limits},     {"images", read_images}, {"network", read_network}};
+      {"limits", read_limits},     {"images", read_images}, {"network", read_network},
+      {"userns", read_userns}};
   for (const auto& [key, node] : root) {
     auto it = sections.find(std::string(key.str()));
     if (it == sections.end() || !node.is_table()) {
-      return make_error("{}: unknown section or key '{}' (sections: daemon, cgroup, defaults, limits, images, network)", source,
+      return make_error("{}: unknown section or key '{}' (sections: daemon, cgroup, defaults, limits, images, network, userns)", source,
                         key.str());
     }
     TableReader reader(*node.as_table(), it->first);

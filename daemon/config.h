@@ -24,6 +24,8 @@ struct DaemonConfig {
   std::vector<uint32_t> trusted_uids;  // may act for a named tenant (the HTTP shim's uid)
   std::vector<std::string> rootfs_dirs = {"/var/lib/sbx/rootfs"};  // where non-root callers' rootfs must lie
   std::string log_level = "info";  // error | warn | info | debug
+  // Where CDI specs are read from (the operator's allow-list of devices a request may name), later ones winning.
+  std::vector<std::string> cdi_spec_dirs = {"/etc/cdi", "/var/run/cdi"};
 
   // [cgroup]
   std::string cgroup_mode = "auto";  // auto | v2 | v1
@@ -67,6 +69,13 @@ struct DaemonConfig {
   std::vector<std::string> dns_servers;  // the forwarder's upstreams; empty: the nameservers of /etc/resolv.conf
   std::string nft_table = "sbx";         // the `inet` table holding every sandbox's rules
   bool enable_ip_forward = true;         // set net.ipv4.ip_forward=1 when the bridge is set up
+
+  // [userns]: every sandbox gets a user namespace of its own, with `size` ids from a slot of this pool: slot N is
+  // host ids first + N * size onwards. The pool must not overlap /etc/subuid, /etc/subgid or any host user or group.
+  bool userns = true;  // false: sandboxes share the host's user namespace unless a request asks (root only)
+  uint32_t userns_first = 1000000000;
+  uint32_t userns_size = 65536;
+  uint32_t userns_count = 4096;
 };
 
 // Reads a TOML file over the defaults. `required`: a missing file is an error (else the defaults stand).

@@ -142,6 +142,8 @@ Result<void> Daemon::start() {
     sandboxes_[id] = std::move(e);
   }
   network_ = std::make_unique<Network>(loop_, config_, *store_);
+  SBX_TRY(check_userns_pool_on_host(config_));
+  userns_ = std::make_unique<UsernsPool>(config_, *store_);
   reconcile();
   reconcile_network();
   SBX_TRY(open_image_store());
@@ -285,6 +287,7 @@ json Daemon::describe(const SandboxEntry& e) const {
               {"image_id", image.is_object() ? image.value("id", "") : ""},
               {"environment", r.spec.value("environment", "")},
               {"network", network_->describe(r)},
+              {"userns", userns_->describe(r)},
               {"limits", limits},
               {"ttl", r.spec.value("ttl", 0)},
               {"expires_at", time_or_null(r.expires_at)},
@@ -706,6 +709,9 @@ void Daemon::reconcile_network() {
   }
   if (auto r = network_->start(rows, running); !r.ok()) {
     log_error("network: {} (sandboxes in bridge mode cannot start)", r.error().message());
+  }
+  if (auto r = userns_->start(rows); !r.ok()) {
+    log_error("userns: {} (sandboxes with a user namespace but no range cannot start)", r.error().message());
   }
 }
 

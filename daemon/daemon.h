@@ -15,6 +15,7 @@
 #include "daemon/child.h"
 #include "daemon/config.h"
 #include "daemon/network.h"
+#include "daemon/userns_pool.h"
 #include "daemon/plan_builder.h"
 #include "daemon/server.h"
 #include "daemon/store.h"
@@ -207,6 +208,7 @@ class Daemon {
   std::unique_ptr<Store> store_;
   std::unique_ptr<rt::Runtime> runtime_;
   std::unique_ptr<Network> network_;
+  std::unique_ptr<UsernsPool> userns_;
   std::unique_ptr<Server> server_;
   std::map<std::string, std::unique_ptr<SandboxEntry>> sandboxes_;
   std::map<uint64_t, std::shared_ptr<ExecSession>> execs_;

@@ -1,6 +1,7 @@
 // file.*: files inside a running sandbox's root (see runtime/rootfs_access.h for how paths stay inside it).
 #include "daemon/daemon.h"
 #include "runtime/rootfs_access.h"
+#include "runtime/userns.h"
 
 namespace sbx::daemon {
 
@@ -32,7 +33,21 @@ Error classify(Error e) {
   }
 }
 
-Result<json> file_write(int root, const json& p, const DaemonConfig& config) {
+// An id inside the sandbox as the host's: through its user namespace, if it has one.
+Result<uint32_t> host_id(const std::optional<rt::UserNamespacePlan>& userns, bool gid, uint32_t inside,
+                         std::string_view field) {
+  if (!userns) {
+    return inside;
+  }
+  auto host = rt::map_to_host(gid ? userns->gid_map : userns->uid_map, inside);
+  if (!host) {
+    return api::param_error(field, fmt::format("{} is not mapped in the sandbox's user namespace", inside));
+  }
+  return *host;
+}
+
+Result<json> file_write(int root, const json& p, const DaemonConfig& config,
+                        const std::optional<rt::UserNamespacePlan>& userns) {
   SBX_ASSIGN(std::string data, api::base64_decode(p["data_b64"].get<std::string>()));
   if (data.size() > config.max_file_bytes) {
     return api::api_error(api::kLimitExceeded, "{} bytes exceed the daemon's file limit of {} (max_file_bytes)",
@@ -44,10 +59,10 @@ Result<json> file_write(int root, const json& p, const DaemonConfig& config) {
     return api::param_error("mode", "must be permission bits (0 to 07777)");
   }
   if (p.contains("uid")) {
-    o.uid = p["uid"].get<uint32_t>();
+    SBX_ASSIGN(o.uid, host_id(userns, false, p["uid"].get<uint32_t>(), "uid"));
   }
   if (p.contains("gid")) {
-    o.gid = p["gid"].get<uint32_t>();
+    SBX_ASSIGN(o.gid, host_id(userns, true, p["gid"].get<uint32_t>(), "gid"));
   }
   o.append = p.value("append", false);
   o.mkdirs = p.value("mkdirs", false);
@@ -95,10 +110,14 @@ void Daemon::file_op(CallPtr call) {
   if (!root.ok()) {
     return call->fail(std::move(root).error().with_code(api::kInvalidState));
   }
+  auto as_root = rt::SandboxFsIdentity::assume(*state);
+  if (!as_root.ok()) {
+    return call->fail(std::move(as_root).error());
+  }
   const std::string& m = call->method();
   Result<json> r = json();
   if (m == "file.write") {
-    r = file_write(root->get(), p, config_);
+    r = file_write(root->get(), p, config_, state->userns);
   } else if (m == "file.read") {
     r = file_read(root->get(), p, config_);
   } else if (m == "file.list") {

@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +12,8 @@
 #include "api/protocol.h"
 #include "daemon/image_spec.h"
 #include "daemon/network_spec.h"
+#include "runtime/caps.h"
+#include "runtime/cdi.h"
 
 namespace sbx::daemon {
 
@@ -114,6 +118,109 @@ Result<std::string> normalize_seccomp(const json& params, const DaemonConfig& co
     return api::api_error(api::kPermissionDenied, "the unconfined seccomp profile is for root only");
   }
   return name;
+}
+
+// A user namespace of the sandbox's own unless the request or sbxd.toml says otherwise; asking for the host's is for
+// root only (its root would be the host's root).
+Result<bool> normalize_userns(const json& params, const DaemonConfig& config, const CreatePolicy& policy) {
+  if (!params.contains("userns")) {
+    return config.userns;
+  }
+  if (!params["userns"].is_boolean()) {
+    return param_error("userns", "must be true or false");
+  }
+  bool userns = params["userns"].get<bool>();
+  if (!userns && !policy.host_paths) {
+    return api::api_error(api::kPermissionDenied, "userns: false (the host's user namespace, whose root is the host's "
+                          "root) is for root only");
+  }
+  return userns;
+}
+
+Result<std::vector<std::string>> string_list(const json& params, const char* field) {
+  if (!params.contains(field)) {
+    return std::vector<std::string>();
+  }
+  const json& list = params[field];
+  if (!list.is_array()) {
+    return param_error(field, "must be an array of strings");
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].is_string()) {
+      return param_error(fmt::format("{}[{}]", field, i), "must be a string");
+    }
+    out.push_back(list[i].get<std::string>());
+  }
+  return out;
+}
+
+// "CAP_NET_RAW", "net_raw" and "NET_RAW" are one capability: its canonical name, or an error naming the field.
+Result<std::string> canonical_capability(const std::string& name, const std::string& field) {
+  if (!rt::parse_capabilities({name}, field).ok()) {
+    return param_error(field, fmt::format("unknown capability '{}'", name));
+  }
+  std::string upper;
+  for (char c : name) {
+    upper.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  return upper.starts_with("CAP_") ? upper : "CAP_" + upper;
+}
+
+// The capabilities root in the sandbox keeps: sbxd.toml's set, less cap_drop ("ALL" drops every one), plus cap_add
+// (root callers only: the default set is what a tenant may have at most).
+Result<std::vector<std::string>> normalize_capabilities(const json& params, const DaemonConfig& config,
+                                                        const CreatePolicy& policy) {
+  SBX_ASSIGN(std::vector<std::string> drop, string_list(params, "cap_drop"));
+  SBX_ASSIGN(std::vector<std::string> add, string_list(params, "cap_add"));
+  if (!add.empty() && !policy.host_paths) {
+    return api::api_error(api::kPermissionDenied, "cap_add is for root only; a sandbox keeps at most sbxd's "
+                          "default capabilities");
+  }
+  std::vector<std::string> caps;
+  bool drop_all = std::find(drop.begin(), drop.end(), "ALL") != drop.end();
+  std::vector<std::string> dropped;
+  for (size_t i = 0; i < drop.size(); ++i) {
+    if (drop[i] != "ALL") {
+      SBX_ASSIGN(std::string name, canonical_capability(drop[i], fmt::format("cap_drop[{}]", i)));
+      dropped.push_back(name);
+    }
+  }
+  for (const std::string& c : config.capabilities) {
+    if (!drop_all && std::find(dropped.begin(), dropped.end(), c) == dropped.end()) {
+      caps.push_back(c);
+    }
+  }
+  for (size_t i = 0; i < add.size(); ++i) {
+    SBX_ASSIGN(std::string name, canonical_capability(add[i], fmt::format("cap_add[{}]", i)));
+    if (std::find(caps.begin(), caps.end(), name) == caps.end()) {
+      caps.push_back(name);
+    }
+  }
+  return caps;
+}
+
+// The CDI devices a request names, resolved against the operator's spec dirs (to fail the create on an unknown one);
+// kInvalidParams naming the field.
+Result<rt::CdiEdits> resolve_devices(const std::vector<std::string>& names, const DaemonConfig& config) {
+  auto edits = rt::resolve_cdi_devices(names, config.cdi_spec_dirs);
+  if (!edits.ok()) {
+    return param_error("devices", edits.error().message());
+  }
+  if (!edits->additional_gids.empty()) {
+    return param_error("devices", "the CDI spec gives additionalGids, which sbx does not apply yet");
+  }
+  return edits;
+}
+
+Result<bool> normalize_read_only(const json& params) {
+  if (!params.contains("read_only")) {
+    return false;
+  }
+  if (!params["read_only"].is_boolean()) {
+    return param_error("read_only", "must be true or false");
+  }
+  return params["read_only"].get<bool>();
 }
 
 // The main command: the request's and the image's entrypoint and cmd (docker's rules); null for an idle sandbox.
@@ -299,7 +406,11 @@ Result<json> normalize_create(const json& params, const DaemonConfig& config, co
   SBX_ASSIGN(spec["limits"], normalize_limits(params, config));
   json env = params.value("env", json::array());
   SBX_TRY(check_env(env, "env"));
-  spec["env"] = merge_env(image_env(image), env.get<std::vector<std::string>>());
+  SBX_ASSIGN(std::vector<std::string> devices, string_list(params, "devices"));
+  SBX_ASSIGN(rt::CdiEdits cdi, resolve_devices(devices, config));
+  spec["devices"] = devices;
+  // A device's env (CDI's containerEdits.env) under the request's, over the image's.
+  spec["env"] = merge_env(merge_env(image_env(image), cdi.env), env.get<std::vector<std::string>>());
   SBX_ASSIGN(spec["mounts"], normalize_mounts(params, policy));
   int64_t ttl = params.contains("ttl") ? params["ttl"].get<int64_t>() : config.ttl;
   constexpr int64_t kMaxTtl = 10LL * 365 * 24 * 3600;
@@ -310,6 +421,15 @@ Result<json> normalize_create(const json& params, const DaemonConfig& config, co
   SBX_ASSIGN(spec["seccomp"], normalize_seccomp(params, config, policy));
   SBX_ASSIGN(spec["cmd"], normalize_cmd(params, image));
   SBX_ASSIGN(spec["network"], normalize_network(params.value("network", json()), config));
+  SBX_ASSIGN(spec["userns"], normalize_userns(params, config, policy));
+  SBX_ASSIGN(spec["capabilities"], normalize_capabilities(params, config, policy));
+  SBX_ASSIGN(spec["read_only"], normalize_read_only(params));
+  if (spec["read_only"].get<bool>()) {
+    if (params.value("limits", json::object()).contains("disk")) {
+      return param_error("read_only", "a read-only root has no writable layer to give limits.disk to");
+    }
+    spec["limits"].erase("disk");  // sbxd.toml's default disk is for writable roots
+  }
   std::string cwd = params.value("cwd", image_workdir(image));
   if (cwd.empty() || cwd[0] != '/') {
     return param_error("cwd", "must be an absolute path");
@@ -333,6 +453,20 @@ Result<json> normalize_create(const json& params, const DaemonConfig& config, co
   return spec;
 }
 
+// The CDI devices of a run: their nodes bound in and allowed by the device cgroup, their mounts.
+Result<void> add_devices(rt::Plan& plan, const std::vector<std::string>& names, const DaemonConfig& config) {
+  if (names.empty()) {
+    return ok();
+  }
+  SBX_ASSIGN(rt::CdiEdits cdi, resolve_devices(names, config));
+  for (const rt::DeviceNodePlan& node : cdi.device_nodes) {
+    plan.devices.push_back(node);
+    plan.limits.devices.push_back({node.type, node.major, node.minor, node.access});
+  }
+  plan.mounts.insert(plan.mounts.end(), cdi.mounts.begin(), cdi.mounts.end());
+  return ok();
+}
+
 Result<rt::Plan> build_plan(const std::string& id, const json& spec, const DaemonConfig& config) {
   std::vector<std::string> lower_dirs = {spec["rootfs"].get<std::string>()};
   if (spec["image"].is_object()) {
@@ -353,14 +487,18 @@ Result<rt::Plan> build_plan(const std::string& id, const json& spec, const Daemo
   if (limits.contains("pids")) {
     plan.limits.pids_max = limits["pids"].get<uint64_t>();
   }
-  if (limits.contains("disk")) {
+  plan.root.read_only = spec.value("read_only", false);
+  if (limits.contains("disk") && !plan.root.read_only) {
     plan.root.upper_tmpfs_size = limits["disk"].get<uint64_t>();
   }
   for (const auto& m : spec["mounts"]) {
     plan.mounts.push_back({m["source"].get<std::string>(), m["destination"].get<std::string>(),
                            m["read_only"].get<bool>()});
   }
-  plan.security.keep_caps = config.capabilities;
+  // Specs stored before capabilities were per sandbox keep sbxd's set.
+  SBX_TRY(add_devices(plan, spec.value("devices", std::vector<std::string>()), config));
+  plan.security.keep_caps = spec.contains("capabilities") ? spec["capabilities"].get<std::vector<std::string>>()
+                                                          : config.capabilities;
   std::string dir = config.seccomp_dir.empty() ? default_seccomp_dir() : config.seccomp_dir;
   plan.security.seccomp_profile = dir + "/" + spec["seccomp"].get<std::string>() + ".json";
   if (spec["cmd"].is_array()) {

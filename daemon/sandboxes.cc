@@ -245,6 +245,13 @@ void Daemon::launch(SandboxEntry& e, std::function<void(Result<void>)> done, con
       plan = r.error();
     }
   }
+  if (plan.ok()) {
+    if (auto userns = userns_->plan(e.row); userns.ok()) {
+      plan->userns = std::move(*userns);
+    } else {
+      plan = userns.error();
+    }
+  }
   if (!plan.ok()) {
     done(plan.error());
     return;
@@ -415,6 +422,7 @@ Result<void> Daemon::remove(SandboxEntry& e) {
     return std::move(r).error().context(fmt::format("remove sandbox '{}'", id));
   }
   SBX_TRY_CTX(network_->detach(e.row), "remove sandbox '{}'", id);
+  SBX_TRY_CTX(userns_->detach(e.row), "remove sandbox '{}'", id);
   SBX_TRY_CTX(remove_tree(sandbox_dir(id)), "remove sandbox '{}'", id);
   SBX_TRY_CTX(store_->delete_sandbox(id), "remove sandbox '{}'", id);
   SandboxRow row = e.row;
@@ -498,12 +506,19 @@ Result<SandboxEntry*> Daemon::admit_sandbox(const Caller& caller, const json& p)
     forget_sandbox(id);
     return attached.error();
   }
+  if (auto attached = userns_->attach(e->row); !attached.ok()) {
+    forget_sandbox(id);
+    return attached.error();
+  }
   return e;
 }
 
 void Daemon::forget_sandbox(const std::string& id) {
   if (SandboxEntry* e = entry(id)) {
     if (auto r = network_->detach(e->row); !r.ok()) {
+      log_error("sandbox={}: {}", id, r.error().message());
+    }
+    if (auto r = userns_->detach(e->row); !r.ok()) {
       log_error("sandbox={}: {}", id, r.error().message());
     }
   }

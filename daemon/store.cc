@@ -57,6 +57,12 @@ const char* const kMigrations[] = {
       created INTEGER NOT NULL, last_used INTEGER);
     CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created);
     )sql",
+    // 6: user namespaces: each slot of the [userns] pool is held by at most one sandbox, and a sandbox holds at most
+    // one slot, from its create to its removal.
+    R"sql(
+    CREATE TABLE userns_slots (
+      slot INTEGER PRIMARY KEY, sandbox_id TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+    )sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -377,6 +383,23 @@ Result<void> Store::add_lease(const LeaseRow& r) {
 
 Result<void> Store::delete_lease(const std::string& sandbox_id) {
   return impl_->run("DELETE FROM leases WHERE sandbox_id = ?", {sandbox_id});
+}
+
+Result<std::vector<UsernsSlotRow>> Store::userns_slots() {
+  std::vector<UsernsSlotRow> rows;
+  SBX_TRY(impl_->query("SELECT slot, sandbox_id, created_at FROM userns_slots ORDER BY slot", {}, [&](sqlite3_stmt* s) {
+    rows.push_back({static_cast<uint32_t>(sqlite3_column_int64(s, 0)), column_text(s, 1), sqlite3_column_int64(s, 2)});
+  }));
+  return rows;
+}
+
+Result<void> Store::add_userns_slot(const UsernsSlotRow& r) {
+  return impl_->run("INSERT INTO userns_slots (slot, sandbox_id, created_at) VALUES (?, ?, ?)",
+                    {int64_t(r.slot), r.sandbox_id, r.created_at});
+}
+
+Result<void> Store::delete_userns_slot(const std::string& sandbox_id) {
+  return impl_->run("DELETE FROM userns_slots WHERE sandbox_id = ?", {sandbox_id});
 }
 
 Result<std::vector<EnvironmentRow>> Store::environments() {

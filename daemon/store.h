@@ -102,6 +102,13 @@ struct LeaseRow {
   int64_t created_at = 0;
 };
 
+// A slot of the [userns] pool: host ids first + slot * size onwards belong to the sandbox.
+struct UsernsSlotRow {
+  uint32_t slot = 0;
+  std::string sandbox_id;
+  int64_t created_at = 0;
+};
+
 // An API key of the HTTP shim: who it acts for, and the SHA-256 hex of its text (never the text itself).
 struct ApiKeyRow {
   std::string id;
@@ -139,6 +146,10 @@ class Store {
   Result<std::vector<LeaseRow>> leases();
   Result<void> add_lease(const LeaseRow& row);
   Result<void> delete_lease(const std::string& sandbox_id);
+  // User-namespace slots; add_userns_slot fails when the slot or the sandbox already has one.
+  Result<std::vector<UsernsSlotRow>> userns_slots();
+  Result<void> add_userns_slot(const UsernsSlotRow& row);
+  Result<void> delete_userns_slot(const std::string& sandbox_id);
 
   Result<std::vector<EnvironmentRow>> environments();
   Result<void> add_environment(const EnvironmentRow& row);  // fails when that version exists

@@ -141,10 +141,15 @@ Result<json> create_params(const json& body) {
   }
   static const std::set<std::string> known = {"name",    "rootfs", "image", "environment", "labels", "limits",
                                               "env",     "ttl",    "seccomp", "cmd",       "entrypoint", "network",
-                                              "cwd",     "user",   "hostname", "start"};
+                                              "cwd",     "user",   "hostname", "start", "read_only", "cap_drop",
+                                              "devices"};
   for (const auto& [k, v] : body.items()) {
     if (k == "mounts") {
       return api::api_error(api::kPermissionDenied, "params.mounts: host bind mounts are not available over HTTP");
+    }
+    if (k == "cap_add" || k == "userns") {
+      return api::api_error(api::kPermissionDenied, "params.{}: is for the host's root only, not available over HTTP",
+                            k);
     }
     if (k == "tenant") {
       return api::param_error("tenant", "is the API key's tenant and cannot be set");

@@ -47,7 +47,8 @@ cleanup() {
 }
 
 start_daemon() {
-  printf '%s\n' "$daemon_toml" >"$tmp/sbxd.toml"
+  # A user-namespace pool of its own, away from a system sbxd's.
+  printf '%s\n[userns]\nfirst = 1610000000\ncount = 64\n' "$daemon_toml" >"$tmp/sbxd.toml"
   "$sbxd" --config "$tmp/sbxd.toml" --socket "$sock" --state-dir "$tmp/state" --run-dir "$run_dir" \
     --cgroup-parent-name "$cg_name" --monitor "$monitor" --seccomp-dir "$seccomp_dir" --rootfs-dir "$rootfs" \
     >"$tmp/sbxd.log" 2>&1 &

@@ -293,6 +293,29 @@ import json, sys
 print(" ".join(e["type"] for e in map(json.loads, sys.stdin) if e["id"] == sys.argv[1]))' "$kid")
 check "apikey: created and revoked are events" "apikey.created apikey.revoked" "$types"
 
+# --- isolation options --------------------------------------------------------------------------------------------
+map=$(ctl run --rootfs "$rootfs" -- cat /proc/self/uid_map)
+case "$(echo "$map" | awk '{print $1 " " ($2 > 0) " " $3}')" in
+  "0 1 65536") check "run: root inside is an unprivileged host uid" ok ok ;;
+  *) check "run: root inside is an unprivileged host uid" "0 <host uid> 65536" "$map" ;;
+esac
+check "run -u 1000: no capabilities" "CapEff:	0000000000000000" "$(ctl run -u 1000 --rootfs "$rootfs" -- grep CapEff /proc/self/status)"
+check "run --cap-drop ALL: root has none" "CapEff:	0000000000000000" \
+  "$(ctl run --cap-drop ALL --rootfs "$rootfs" -- grep CapEff /proc/self/status)"
+check "run --cap-drop NET_BIND_SERVICE" "CapEff:	00000000a00401fb" \
+  "$(ctl run --cap-drop NET_BIND_SERVICE --rootfs "$rootfs" -- grep CapEff /proc/self/status)"
+err=$(ctl run --read-only --rootfs "$rootfs" -- touch /etc/x 2>&1); rc=$?
+check "run --read-only: a write fails" 1 "$rc"
+contains "run --read-only: read-only file system" "Read-only file system" "$err"
+check "run --userns host (root): the host's map" "0 0 4294967295" \
+  "$(ctl run --userns host --rootfs "$rootfs" -- cat /proc/self/uid_map | awk '{print $1, $2, $3}')"
+err=$(ctl run --userns shared --rootfs "$rootfs" -- true 2>&1); rc=$?
+check "run --userns shared: usage error" 2 "$rc"
+contains "run --userns shared: names the option" "--userns" "$err"
+err=$(ctl run --device nope.example/x=y --rootfs "$rootfs" -- true 2>&1); rc=$?
+check "run --device of an unknown CDI device exits 125" 125 "$rc"
+contains "run --device: names the device" "nope.example/x=y" "$err"
+
 # --- the daemon going away ----------------------------------------------------------------------------------------
 stop_daemon
 err=$(ctl ls 2>&1); rc=$?

@@ -180,6 +180,12 @@ std::vector<std::string> leftover_cgroups(const std::string& parent_name) {
 
 // ---- DaemonProcess ----
 
+// A user-namespace pool of the test daemon's own, away from the system sbxd's; CDI specs from a dir of its own.
+std::string DaemonProcess::config_text() const {
+  return fmt::format("[daemon]\ncdi_spec_dirs = [\"{}\"]\n[userns]\nfirst = {}\ncount = 256\n", cdi_dir(),
+                     kUsernsFirst);
+}
+
 DaemonProcess::DaemonProcess(std::string root, std::string parent_name)
     : root_(std::move(root)), parent_name_(std::move(parent_name)) {}
 
@@ -192,6 +198,7 @@ DaemonProcess::~DaemonProcess() {
 
 std::vector<std::string> DaemonProcess::argv() const {
   return {SBX_SBXD_PATH,
+          "-c", config_path(),
           "--socket", socket(),
           "--state-dir", state_dir(),
           "--run-dir", run_dir(),
@@ -219,6 +226,13 @@ void DaemonProcess::start() {
 std::string DaemonProcess::launch() {
   if (pid_ > 0) {
     return "sbxd is already running";
+  }
+  // Its own configuration, not /etc/sbx/sbxd.toml.
+  if (auto r = make_dirs(cdi_dir(), 0755); !r.ok()) {
+    return r.error().message();
+  }
+  if (auto r = create_file(config_path(), config_text(), 0644); !r.ok()) {
+    return r.error().message();
   }
   std::vector<std::string> args = argv();
   std::vector<char*> cargv;

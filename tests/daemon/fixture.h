@@ -50,6 +50,12 @@ class DaemonProcess {
 
   std::string socket() const { return root_ + "/sbxd.sock"; }
   std::string state_dir() const { return root_ + "/state"; }
+  std::string config_path() const { return root_ + "/sbxd.toml"; }
+  std::string config_text() const;
+  // The only directory the test daemon reads CDI specs from.
+  std::string cdi_dir() const { return root_ + "/cdi"; }
+  // The test daemon's user-namespace pool: host ids 1600000000 onwards, 256 sandboxes.
+  static constexpr uint32_t kUsernsFirst = 1600000000;
   std::string run_dir() const { return root_ + "/run"; }
   std::string log_path() const { return root_ + "/sbxd.log"; }
   const std::string& parent_name() const { return parent_name_; }

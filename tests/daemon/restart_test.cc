@@ -32,7 +32,9 @@ bool logs_contain(const std::string& id, const std::string& text) {
   return logs_of(id).find(text) != std::string::npos;
 }
 
-const std::string kWaitForGo = "while [ ! -e /tmp/go ]; do sleep 1; done";
+// /go, on the overlay root: the test writes it through /proc/<pid>/root as the host's root, which a sandbox's own
+// tmpfs (/tmp, mounted in its user namespace, mapping only its ids) would refuse.
+const std::string kWaitForGo = "while [ ! -e /go ]; do sleep 1; done";
 
 // An exec whose tree has three processes, one of them in a session of its own; the foreground one stays.
 const std::string kTree = "sleep 1000 & setsid sleep 1000 & sleep 1000";
@@ -107,7 +109,7 @@ TEST_CASE("after SIGKILL of sbxd the sandboxes run on, and the next sbxd re-adop
   const std::string children = host_file(fmt::format("/proc/{}/task/{}/children", ender_init.pid, ender_init.pid));
   const int ender_main = std::atoi(children.c_str());
   REQUIRE(ender_main > 0);
-  REQUIRE(create_file(fmt::format("/proc/{}/root/tmp/go", ender_main), "").ok());
+  REQUIRE(create_file(fmt::format("/proc/{}/root/go", ender_main), "").ok());
   REQUIRE(wait_until([&] { return !ender_init.alive() && !ender_monitor.alive(); }));
   CHECK(idle_init.alive());
   CHECK(talker_init.alive());
@@ -131,7 +133,7 @@ TEST_CASE("after SIGKILL of sbxd the sandboxes run on, and the next sbxd re-adop
   CHECK(events.back()["details"]["exit_code"] == 5);
 
   // The re-adopted sandboxes behave as any other: their end is noticed, stop works.
-  call_ok("file.write", {{"id", talker.id()}, {"path", "/tmp/go"}, {"data_b64", ""}});
+  call_ok("file.write", {{"id", talker.id()}, {"path", "/go"}, {"data_b64", ""}});
   REQUIRE(wait_until([&] { return talker.state() == "exited"; }));
   CHECK(talker.inspect()["exit_code"] == 0);
   CHECK(logs_of(talker.id()) == "before\nafter\n");

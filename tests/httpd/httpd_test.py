@@ -154,7 +154,8 @@ class Test:
     # -- setup and teardown --
     def start_daemon(self):
         with open(f"{self.tmp}/sbxd.toml", "w") as f:
-            f.write(f'[daemon]\nsocket_group = "{SHIM_UID}"\nsocket_mode = "0660"\ntrusted_uids = [{SHIM_UID}]\n')
+            f.write(f'[daemon]\nsocket_group = "{SHIM_UID}"\nsocket_mode = "0660"\ntrusted_uids = [{SHIM_UID}]\n'
+                    '[userns]\nfirst = 1630000000\ncount = 64\n')
         self.daemon = subprocess.Popen(
             [self.sbxd, "--config", f"{self.tmp}/sbxd.toml", "--socket", self.sock, "--state-dir",
              f"{self.tmp}/state", "--run-dir", self.run_dir, "--cgroup-parent-name", self.cg_name, "--monitor",

@@ -174,7 +174,7 @@ class Test:
         if self.servers.stdout.readline().strip() != "ready":
             raise RuntimeError("the fake internet's servers did not start")
         with open(f"{self.tmp}/sbxd.toml", "w") as f:
-            f.write(f'[network]\ndns_servers = ["{INET_ADDR}"]\n')
+            f.write(f'[network]\ndns_servers = ["{INET_ADDR}"]\n[userns]\nfirst = 1620000000\ncount = 64\n')
         self.start_daemon()
 
     def start_daemon(self):

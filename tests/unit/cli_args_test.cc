@@ -349,3 +349,29 @@ TEST_CASE("path pieces") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("cli.args.security") {
+
+TEST_CASE("--read-only, --cap-drop, --cap-add, --device and --userns become create params") {
+  CreateOptions o;
+  o.read_only = true;
+  o.cap_drop = {"ALL"};
+  o.cap_add = {"CAP_NET_BIND_SERVICE"};
+  o.devices = {"vendor.com/gpu=0"};
+  o.userns = "host";
+  json p = *create_params(o, "/cwd", fake_env());
+  CHECK(p["read_only"] == true);
+  CHECK(p["cap_drop"] == json{"ALL"});
+  CHECK(p["cap_add"] == json{"CAP_NET_BIND_SERVICE"});
+  CHECK(p["devices"] == json{"vendor.com/gpu=0"});
+  CHECK(p["userns"] == false);
+  o.userns = "private";
+  CHECK((*create_params(o, "/cwd", fake_env()))["userns"] == true);
+  o.userns = "shared";
+  auto bad = create_params(o, "/cwd", fake_env());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message().find("--userns") == 0);
+  CHECK_FALSE(create_params(CreateOptions{}, "/cwd", fake_env())->contains("userns"));
+}
+
+}  // TEST_SUITE

@@ -500,3 +500,61 @@ TEST_CASE("build_plan reports an invalid plan as invalid params") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("daemon.plan_builder.security") {
+
+TEST_CASE("a sandbox gets a user namespace unless sbxd.toml says otherwise") {
+  Tree t;
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}})["userns"] == true);
+  t.config.userns = false;
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}})["userns"] == false);
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"userns", true}}, kUser)["userns"] == true);
+}
+
+TEST_CASE("only root may ask for the host's user namespace") {
+  Tree t;
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"userns", false}})["userns"] == false);
+  t.config.rootfs_dirs = {t.dir + "/allowed"};
+  check_refused(t, {{"rootfs", t.rootfs()}, {"userns", false}}, kUser, api::kPermissionDenied);
+  check_invalid(t, {{"rootfs", t.rootfs()}, {"userns", "no"}}, "userns");
+}
+
+TEST_CASE("cap_drop takes names in any spelling, and ALL; cap_add is for root only") {
+  Tree t;
+  t.config.capabilities = {"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"};
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}})["capabilities"] == t.config.capabilities);
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"cap_drop", {"kill", "NET_BIND_SERVICE"}}}, kUser)["capabilities"] ==
+        json{"CAP_CHOWN"});
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"cap_drop", {"ALL"}}}, kUser)["capabilities"] == json::array());
+  CHECK(normalized(t, {{"rootfs", t.rootfs()}, {"cap_drop", {"ALL"}}, {"cap_add", {"cap_kill"}}})["capabilities"] ==
+        json{"CAP_KILL"});
+  check_refused(t, {{"rootfs", t.rootfs()}, {"cap_add", {"CAP_SYS_ADMIN"}}}, kUser, api::kPermissionDenied);
+  check_invalid(t, {{"rootfs", t.rootfs()}, {"cap_drop", {"CAP_NOPE"}}}, "cap_drop[0]");
+  check_invalid(t, {{"rootfs", t.rootfs()}, {"cap_drop", "ALL"}}, "cap_drop");
+}
+
+TEST_CASE("the capabilities a spec keeps are the plan's; an older spec without them keeps sbxd's") {
+  Tree t;
+  t.config.capabilities = {"CAP_CHOWN", "CAP_KILL"};
+  json spec = normalized(t, {{"rootfs", t.rootfs()}, {"cap_drop", {"CAP_KILL"}}});
+  auto plan = build_plan("a1", spec, t.config);
+  REQUIRE(plan.ok());
+  CHECK(plan->security.keep_caps == std::vector<std::string>{"CAP_CHOWN"});
+  spec.erase("capabilities");
+  plan = build_plan("a1", spec, t.config);
+  REQUIRE(plan.ok());
+  CHECK(plan->security.keep_caps == t.config.capabilities);
+}
+
+TEST_CASE("read_only gives a read-only root, which takes no disk limit") {
+  Tree t;
+  t.config.disk = 64ull << 20;
+  rt::Plan p = plan_of(t, {{"rootfs", t.rootfs()}, {"read_only", true}});
+  CHECK(p.root.read_only);
+  CHECK(!p.root.upper_tmpfs_size);
+  CHECK(!plan_of(t, {{"rootfs", t.rootfs()}}).root.read_only);
+  check_invalid(t, {{"rootfs", t.rootfs()}, {"read_only", true}, {"limits", {{"disk", "1G"}}}}, "read_only");
+  check_invalid(t, {{"rootfs", t.rootfs()}, {"read_only", 1}}, "read_only");
+}
+
+}  // TEST_SUITE

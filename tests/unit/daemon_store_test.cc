@@ -364,16 +364,41 @@ TEST_CASE("a version 4 database is migrated to 5 with an empty api_keys table, i
     auto s = db.open();
     REQUIRE(s->put_sandbox(sandbox("old", 1)).ok());
   }
-  run_sql(db.path, "DROP TABLE api_keys; PRAGMA user_version = 4");
+  run_sql(db.path, "DROP TABLE api_keys; DROP TABLE userns_slots; PRAGMA user_version = 4");
   auto s = db.open();
-  CHECK(s->schema_version() == 5);
-  CHECK(user_version(db.path) == 5);
+  CHECK(s->schema_version() == 6);
+  CHECK(user_version(db.path) == 6);
   auto rows = s->sandboxes();
   REQUIRE(rows.ok());
   CHECK(rows->size() == 1);
   auto keys = s->api_keys(std::nullopt);
   REQUIRE_MESSAGE(keys.ok(), keys.error().message());
   CHECK(keys->empty());
+}
+
+TEST_CASE("a version 5 database gains the userns_slots table; a slot and a sandbox are each held once") {
+  TempDb db;
+  {
+    auto s = db.open();
+    REQUIRE(s->put_sandbox(sandbox("old", 1)).ok());
+  }
+  run_sql(db.path, "DROP TABLE userns_slots; PRAGMA user_version = 5");
+  auto s = db.open();
+  CHECK(s->schema_version() == 6);
+  auto none = s->userns_slots();
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  REQUIRE(s->add_userns_slot({3, "a", 1}).ok());
+  CHECK_FALSE(s->add_userns_slot({3, "b", 1}).ok());
+  CHECK_FALSE(s->add_userns_slot({4, "a", 1}).ok());
+  REQUIRE(s->add_userns_slot({0, "b", 1}).ok());
+  auto rows = s->userns_slots();
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 2);
+  CHECK((*rows)[0].slot == 0);
+  CHECK((*rows)[0].sandbox_id == "b");
+  REQUIRE(s->delete_userns_slot("b").ok());
+  CHECK(s->userns_slots()->size() == 1);
 }
 
 TEST_CASE("API keys round-trip, are found by id and by hash, listed per tenant without hashes, and deleted") {

@@ -69,6 +69,10 @@ TEST_CASE("a create body may not name a tenant nor host mounts, nor unknown fiel
   CHECK(create_params({{"tenant", "other"}}).error().code() == api::kInvalidParams);
   CHECK(create_params({{"mounts", json::array()}}).error().code() == api::kPermissionDenied);
   CHECK(create_params({{"bogus", 1}}).error().code() == api::kInvalidParams);
+  // What only the host's root may ask for is refused over HTTP, whatever the key's tenant.
+  CHECK(create_params({{"userns", false}}).error().code() == api::kPermissionDenied);
+  CHECK(create_params({{"cap_add", {"CAP_SYS_ADMIN"}}}).error().code() == api::kPermissionDenied);
+  CHECK(create_params({{"read_only", true}, {"cap_drop", {"ALL"}}, {"devices", {"a.com/b=c"}}}).ok());
   CHECK(create_params(json::array()).error().code() == api::kInvalidParams);
 }
 
