@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <map>
-#include <tuple>
 #include <set>
 
 #include "api/protocol.h"
@@ -241,18 +240,23 @@ Result<void> read_network(TableReader& t, DaemonConfig* c) {
   return t.no_unknown_keys();
 }
 
+// A [userns] id or count as read (1 and up), narrowed to 32 bits.
+Result<uint32_t> userns_number(const char* key, int64_t v) {
+  if (v > UINT32_MAX) {
+    return make_error("[userns] {}: must be at most {}", key, UINT32_MAX);
+  }
+  return static_cast<uint32_t>(v);
+}
+
 Result<void> read_userns(TableReader& t, DaemonConfig* c) {
   SBX_TRY(t.boolean("enabled", &c->userns));
-  for (const auto& [key, out, min] : {std::tuple{"first", &c->userns_first, int64_t{1}},
-                                      std::tuple{"size", &c->userns_size, int64_t{1}},
-                                      std::tuple{"count", &c->userns_count, int64_t{1}}}) {
-    int64_t v = *out;
-    SBX_TRY(t.integer(key, &v, min));
-    if (v > UINT32_MAX) {
-      return make_error("[userns] {}: must be at most {}", key, UINT32_MAX);
-    }
-    *out = static_cast<uint32_t>(v);
-  }
+  int64_t first = c->userns_first, size = c->userns_size, count = c->userns_count;
+  SBX_TRY(t.integer("first", &first, 1));
+  SBX_TRY(t.integer("size", &size, 1));
+  SBX_TRY(t.integer("count", &count, 1));
+  SBX_ASSIGN(c->userns_first, userns_number("first", first));
+  SBX_ASSIGN(c->userns_size, userns_number("size", size));
+  SBX_ASSIGN(c->userns_count, userns_number("count", count));
   return t.no_unknown_keys();
 }
 

@@ -310,7 +310,7 @@ contains "run --read-only: read-only file system" "Read-only file system" "$err"
 check "run --userns host (root): the host's map" "0 0 4294967295" \
   "$(ctl run --userns host --rootfs "$rootfs" -- cat /proc/self/uid_map | awk '{print $1, $2, $3}')"
 err=$(ctl run --userns shared --rootfs "$rootfs" -- true 2>&1); rc=$?
-check "run --userns shared: usage error" 2 "$rc"
+check "run --userns shared: usage error" 125 "$rc"
 contains "run --userns shared: names the option" "--userns" "$err"
 err=$(ctl run --device nope.example/x=y --rootfs "$rootfs" -- true 2>&1); rc=$?
 check "run --device of an unknown CDI device exits 125" 125 "$rc"

@@ -531,8 +531,13 @@ def children(pid):
 
 def test_spare_handler(monitor_pid, init_pid, sid):
     """The monitor keeps one spare exec handler waiting; one that dies is replaced and execs go on working."""
-    check(wait_for(lambda: len(children(monitor_pid)) == 2), "an idle sandbox monitor has init and one spare",
-          children(monitor_pid))
+    # The last exec's handler may still be on its way out while the monitor forks the next spare: wait until the
+    # monitor's children are init and one spare twice in a row, a moment apart, before taking the spare to kill.
+    def settled():
+        first = children(monitor_pid)
+        time.sleep(0.2)
+        return len(first) == 2 and children(monitor_pid) == first
+    check(wait_for(settled), "an idle sandbox monitor has init and one spare", children(monitor_pid))
     spares = [p for p in children(monitor_pid) if p != init_pid]
     check(len(spares) == 1, "one spare besides init", children(monitor_pid))
     if spares:
