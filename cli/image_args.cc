@@ -122,6 +122,20 @@ Result<json> environment_params(const EnvironmentOptions& o, const EnvLookup& lo
   if (!o.ttl.empty()) {
     SBX_ASSIGN(p["ttl"], parse_ttl(o.ttl));
   }
+  if (o.read_only) {
+    p["read_only"] = *o.read_only;
+  }
+  if (!o.cap_drop.empty()) {
+    p["cap_drop"] = o.cap_drop;
+  }
+  if (!o.devices.empty()) {
+    p["devices"] = o.devices;
+  }
+  if (o.userns == "host" || o.userns == "private") {
+    p["userns"] = o.userns == "private";
+  } else if (!o.userns.empty()) {
+    return Error(fmt::format("--userns: '{}' is neither private nor host", o.userns), EINVAL);
+  }
   if (o.description) {
     p["description"] = *o.description;
   }

@@ -60,6 +60,10 @@ struct EnvironmentOptions {
   std::string seccomp;
   std::string network;
   std::string ttl;  // seconds, or with s/m/h/d; 0: none
+  std::optional<bool> read_only;
+  std::vector<std::string> cap_drop;
+  std::vector<std::string> devices;
+  std::string userns;  // "", "private" or "host"
   std::optional<std::string> description;
 };
 

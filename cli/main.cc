@@ -184,6 +184,11 @@ void add_environment_options(CLI::App* sub, EnvironmentOptions& o, bool for_crea
   sub->add_option("--seccomp", o.seccomp, "Seccomp profile: default, unconfined or a profile name");
   sub->add_option("--net,--network", o.network, "Network mode: none (loopback only) or bridge");
   sub->add_option("--ttl", o.ttl, "Remove its sandboxes after this long: seconds, or with s/m/h/d; 0: never");
+  sub->add_option_function<bool>(
+      "--read-only", [&o](bool v) { o.read_only = v; }, "Its sandboxes' root read-only (true or false)");
+  repeatable(sub->add_option("--cap-drop", o.cap_drop, "Drop a capability from root's set, or ALL (repeatable)"));
+  repeatable(sub->add_option("--device", o.devices, "CDI device vendor.com/class=name (repeatable)"));
+  sub->add_option("--userns", o.userns, "private (default) or host: the host's user namespace (root only)");
   sub->add_option_function<std::string>(
       "--description", [&o](const std::string& v) { o.description = v; }, "Free text");
 }

@@ -5,6 +5,8 @@
 #include "api/protocol.h"
 #include "daemon/network_spec.h"
 #include "daemon/plan_builder.h"
+#include "runtime/caps.h"
+#include "runtime/cdi.h"
 
 namespace sbx::daemon {
 
@@ -14,6 +16,23 @@ using api::param_error;
 
 constexpr int64_t kMaxTtl = 10LL * 365 * 24 * 3600;
 constexpr size_t kMaxDescription = 1024;
+
+// cap_drop entries are capability names or ALL, devices entries CDI names: checked here so that a typo fails the
+// environment, not each sandbox made from it (whether a device exists is checked when one is made).
+Result<json> check_names(const std::string& key, const json& list) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string field = fmt::format("{}[{}]", key, i);
+    const std::string name = list[i].get<std::string>();
+    if (key == "devices") {
+      if (auto r = rt::parse_cdi_device_name(name); !r.ok()) {
+        return param_error(field, r.error().message());
+      }
+    } else if (name != "ALL" && !rt::parse_capabilities({name}, field).ok()) {
+      return param_error(field, fmt::format("unknown capability '{}'", name));
+    }
+  }
+  return list;
+}
 
 // One field of a template, checked; the value stored.
 Result<json> check_field(const std::string& key, const json& v) {
@@ -30,6 +49,12 @@ Result<json> check_field(const std::string& key, const json& v) {
   }
   if (key == "network") {
     return normalize_network(v, DaemonConfig{});
+  }
+  if (key == "cap_drop" || key == "devices") {
+    return check_names(key, v);
+  }
+  if (key == "read_only" || key == "userns") {
+    return v;  // booleans, typed by the method table; who may use userns: false is decided at sandbox.create
   }
   if (key == "ttl") {
     if (v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxTtl) {
@@ -101,7 +126,7 @@ json apply_environment(const json& params, const json& spec) {
   if (!env.empty()) {
     out["env"] = env;
   }
-  for (const char* key : {"seccomp", "network", "ttl"}) {
+  for (const char* key : kEnvironmentDefaults) {
     if (!out.contains(key) && spec.contains(key)) {
       out[key] = spec[key];
     }

@@ -23,7 +23,11 @@ struct EnvironmentRef {
 Result<EnvironmentRef> parse_environment_ref(std::string_view text, std::string_view field);
 
 // The template fields environment.create and .update take, besides name and image.
-inline constexpr const char* kEnvironmentFields[] = {"limits", "env", "seccomp", "network", "ttl", "description"};
+inline constexpr const char* kEnvironmentFields[] = {"limits",    "env",      "seccomp", "network", "ttl",
+                                                     "read_only", "cap_drop", "devices", "userns",  "description"};
+// What a sandbox takes from its environment when its own request leaves it out (limits and env are merged).
+inline constexpr const char* kEnvironmentDefaults[] = {"seccomp", "network",  "ttl",     "read_only",
+                                                       "cap_drop", "devices", "userns"};
 
 // A version's spec: `base` (the previous version's spec; an empty object for the first) with the request's
 // fields over it, and `image` (the snapshot the request's image resolved to, or null to keep base's).

@@ -84,6 +84,25 @@ TEST_CASE("a template lies under the request: explicit params win") {
   CHECK(bare["ttl"] == 600);
 }
 
+TEST_CASE("isolation defaults: read_only, cap_drop, devices and userns are checked, stored and applied") {
+  auto spec = next_environment_spec(wire({{"read_only", true}, {"cap_drop", {"NET_RAW", "ALL"}},
+                                          {"devices", {"vendor.com/gpu=0"}}, {"userns", false}}),
+                                    json::object(), image("py"));
+  REQUIRE_MESSAGE(spec.ok(), spec.error().message());
+  CHECK((*spec)["userns"] == false);
+  json out = apply_environment({{"environment", "py"}}, *spec);
+  CHECK(out["read_only"] == true);
+  CHECK(out["cap_drop"] == json{"NET_RAW", "ALL"});
+  CHECK(out["devices"] == json{"vendor.com/gpu=0"});
+  CHECK(out["userns"] == false);
+  CHECK(apply_environment({{"environment", "py"}, {"userns", true}}, *spec)["userns"] == true);
+  for (const json& bad : {json{{"cap_drop", {"CAP_NOPE"}}}, json{{"devices", {"not a device"}}}}) {
+    auto r = next_environment_spec(wire(bad), json::object(), image("py"));
+    REQUIRE_MESSAGE(!r.ok(), bad.dump());
+    CHECK(r.error().code() == api::kInvalidParams);
+  }
+}
+
 TEST_CASE("describe_environment names the version and its image") {
   EnvironmentRow row{"py", 2, 0, 0, {{"image", {{"name", "python"}, {"id", "sha256:x"}, {"layers", json::array()}}},
                                      {"limits", json::object()}, {"env", json::array()}, {"network", "none"},
