@@ -25,6 +25,9 @@ struct IdRange {
   uint64_t count = 0;
 };
 
+// The numeric ids of an /etc/passwd or /etc/group text (the third field, and the fourth where there is one: passwd's
+// gid; group's member list is not a number and is skipped). Malformed lines are skipped.
+std::vector<uint32_t> parse_account_ids(std::string_view text);
 // The ranges of an /etc/subuid or /etc/subgid text ("name:first:count" lines; malformed lines are skipped, as
 // shadow-utils does).
 std::vector<IdRange> parse_subid_ranges(std::string_view text);
@@ -32,7 +35,8 @@ std::vector<IdRange> parse_subid_ranges(std::string_view text);
 // groups. Pure; errors name the collision.
 Result<void> check_userns_pool(const DaemonConfig& config, const std::vector<IdRange>& subuids,
                                const std::vector<IdRange>& subgids, const std::vector<uint32_t>& host_ids);
-// check_userns_pool with this host's /etc/subuid, /etc/subgid, passwd and group databases.
+// check_userns_pool with this host's /etc/subuid, /etc/subgid, /etc/passwd and /etc/group (files only: users that
+// exist only in another NSS source, LDAP say, are not seen; keep the pool away from their ranges).
 Result<void> check_userns_pool_on_host(const DaemonConfig& config);
 
 class UsernsPool {

@@ -21,6 +21,12 @@ TEST_CASE("subordinate id files are read as name:first:count lines, skipping mal
   CHECK(ranges[1].first == 165536);
 }
 
+TEST_CASE("passwd and group files give their numeric ids, skipping what is not one") {
+  auto ids = parse_account_ids("root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1001::/home/a:/bin/sh\n#x\nbad\n"
+                               "staff:x:50:alice,bob\nodd:x:notanumber:7\n");
+  CHECK(ids == std::vector<uint32_t>{0, 0, 1000, 1001, 50, 7});
+}
+
 TEST_CASE("the pool must not overlap subordinate ids or a host user or group") {
   DaemonConfig c;
   c.userns_first = 1000000000;
