@@ -143,6 +143,22 @@ Result<void> make_run_subdirs(const Plan& plan, const SandboxPaths& paths) {
   return ok();
 }
 
+// A sandbox with a user namespace reaches its rootfs dir through the run root as an unprivileged host uid: every
+// directory on the way must let others search it (0711, as Runtime::open makes the run root).
+Result<void> check_searchable(const std::string& run_root) {
+  for (std::string dir = run_root; !dir.empty(); dir = dir.substr(0, dir.rfind('/'))) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) < 0) {
+      return sys_error("stat '{}'", dir);
+    }
+    if ((st.st_mode & S_IXOTH) == 0) {
+      return Error(fmt::format("'{}' is mode {:04o}: a sandbox with a user namespace needs every directory down to "
+                               "its run dir searchable by others (0711)", dir, st.st_mode & 07777), EACCES);
+    }
+  }
+  return ok();
+}
+
 // Parent side, between the clone and "G", for a sandbox with a user namespace: its id maps, then its root (built
 // from here, idmapped, inside its mount namespace), then its cgroup handed to its root.
 Result<void> prepare_user_namespace(const Plan& plan, const SandboxPaths& paths, const Process& init, Cgroup& cgroup) {
@@ -285,6 +301,9 @@ Result<Sandbox> Runtime::create(const Plan& plan) {
   SBX_TRY_CTX(validate_plan(plan), "{}", ctx());
   SBX_TRY_CTX(cgroups_->check_supported(plan.limits), "{}", ctx());
   SBX_TRY_CTX(check_single_threaded(), "{}", ctx());
+  if (plan.userns) {
+    SBX_TRY_CTX(check_searchable(config_.run_root), "{}", ctx());
+  }
   SBX_ASSIGN(auto filter, load_filter(seccomp_, plan.security));
   SBX_ASSIGN(std::vector<int> keep_caps, parse_capabilities(plan.security.keep_caps, "security.keep_caps"));
 

@@ -56,6 +56,20 @@ case $err in *"root.lower_dirs[0]"*ENOENT*) check "and says which and why" ok ok
 err=$("$run" --bogus 2>&1); rc=$?
 check "an unknown option exits 125" 125 "$rc"
 
+out=$(sbx --userns 1900000000 -- /bin/sh -c 'cat /proc/self/uid_map; touch /mine; stat -c %u /mine')
+check "--userns: root inside is host uid 1900000000, and owns what it makes" \
+  "0 1900000000 65536 0" "$(echo $out)"
+out=$(sbx --uidmap 0:1900000000:1000 --uidmap 1000:1900065536:1 -- /bin/sh -c 'cat /proc/self/gid_map')
+check "--uidmap alone: the gid map is the uid map" "0 1900000000 1000 1000 1900065536 1" "$(echo $out)"
+err=$(sbx --uidmap 0:0:65536 -- /bin/true 2>&1); rc=$?
+check "a map holding the host's root exits 125" 125 "$rc"
+case $err in *"maps the host's id 0"*) check "and says why" ok ok ;; *) check "and says why" "maps the host's id 0" "$err" ;; esac
+closed=$(mktemp -d); chmod 700 "$closed"
+err=$("$run" --run-root "$closed/run" --rootfs "$rootfs" --userns 1900000000 -- /bin/true 2>&1); rc=$?
+check "a run root others cannot search exits 125 with --userns" 125 "$rc"
+case $err in *"searchable by others"*) check "and says so" ok ok ;; *) check "and says so" "searchable by others" "$err" ;; esac
+rm -rf "$closed"
+
 left=$(find "$root" -mindepth 1 2>/dev/null | head -n 3)
 check "no run dir is left" "" "$left"
 rmdir "$root" 2>/dev/null
