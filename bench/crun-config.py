@@ -2,7 +2,10 @@
 """Writes an OCI config.json for crun that isolates a one-shot command the way an sbx sandbox does.
 
 What it sets, and why (each item mirrors what runtime::default_plan() + the benchmark's limits give sbx):
-  namespaces      mount, pid, uts, ipc, network, cgroup (no user namespace: both run as real root)
+  namespaces      mount, pid, uts, ipc, network, cgroup (no user namespace: both run as real root); with
+                  --userns HOST_FIRST also user, with linux.uidMappings and gidMappings [{containerID: 0, hostID:
+                  HOST_FIRST, size: 65536}] (sbx-bench-oneshot --userns's map; crun neither idmaps nor chowns the
+                  root, so its files show as the overflow uid inside)
   resources       memory 256 MiB, pids 256, cpu quota = vcpus x 100000 us per 100000 us
   cgroupsPath     given on the command line (a path under the benchmark's own cgroup)
   capabilities    none in any set; noNewPrivileges
@@ -14,7 +17,7 @@ What it sets, and why (each item mirrors what runtime::default_plan() + the benc
   root            a writable directory: the caller mounts a fresh overlay there before each run
 
 Usage: crun-config.py --rootfs DIR (--seccomp FILE | --seccomp-bpf FILE) --cgroups-path PATH [--memory BYTES] [--pids N] [--vcpus N]
-                      [--hostname NAME] [--out FILE] -- ARGV...
+                      [--hostname NAME] [--userns HOST_FIRST] [--out FILE] -- ARGV...
 """
 import argparse
 import base64
@@ -33,6 +36,10 @@ MASKED_PATHS = [
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 CPU_PERIOD_US = 100000
+
+# Ids inside a --userns container: 0..USERNS_SIZE-1, as sbx-bench-oneshot --userns maps them.
+USERNS_SIZE = 65536
+MAX_HOST_ID = 2**32 - 2  # (uid_t)-1 is no id
 
 # Names one architecture goes by: the kernel's (uname -m), Go's (Docker profiles) and libseccomp's.
 ARCH_ALIASES = {
@@ -182,6 +189,11 @@ def build_config(args):
             "readonlyPaths": READONLY_PATHS,
         },
     }
+    if args.userns is not None:
+        id_map = [{"containerID": 0, "hostID": args.userns, "size": USERNS_SIZE}]
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = id_map
+        config["linux"]["gidMappings"] = [dict(m) for m in id_map]
     if args.seccomp_bpf:
         # crun installs these bytes with seccomp(SECCOMP_SET_MODE_FILTER) as they are and ignores linux.seccomp.
         try:
@@ -193,6 +205,17 @@ def build_config(args):
     else:
         config["linux"]["seccomp"] = oci_seccomp(args.seccomp, kept_caps=set())
     return config
+
+
+def host_first(text):
+    """--userns's value: a host id such that HOST_FIRST..HOST_FIRST+65535 are all ids, none the host's root."""
+    try:
+        first = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 1 <= first <= MAX_HOST_ID - USERNS_SIZE + 1:
+        raise argparse.ArgumentTypeError(f"host id {first} out of range (1..{MAX_HOST_ID - USERNS_SIZE + 1})")
+    return first
 
 
 def parse_args(argv):
@@ -207,6 +230,8 @@ def parse_args(argv):
     p.add_argument("--pids", type=int, default=256, help="pids limit")
     p.add_argument("--vcpus", type=float, default=1.0, help="CPU bandwidth in CPUs")
     p.add_argument("--hostname", default="sbx")
+    p.add_argument("--userns", type=host_first, metavar="HOST_FIRST",
+                   help=f"a user namespace whose ids 0..{USERNS_SIZE - 1} are host ids HOST_FIRST.. (uid and gid)")
     p.add_argument("--out", default="-", help="where to write (default: stdout)")
     p.add_argument("argv", nargs="+", help="the command, after --")
     return p.parse_args(argv)

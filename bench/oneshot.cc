@@ -6,10 +6,12 @@
 // exit 0, after destroying the sandbox; 2 on a usage error.
 //
 // Usage: sbx-bench-oneshot --rootfs DIR [--seccomp FILE] [--runs N] [--warmup N] [--run-root DIR]
-//                          [--cgroup-parent PATH] [--id-prefix NAME] [--show-output] -- ARGV...
+//                          [--cgroup-parent PATH] [--id-prefix NAME] [--userns HOST_FIRST] [--show-output] -- ARGV...
 //        sbx-bench-oneshot --cleanup [--run-root DIR] [--cgroup-parent PATH] [--id-prefix NAME]
 // Sandbox ids are NAME-0, NAME-1, ... (NAME: --id-prefix, default sbx-bench-<pid>); their cgroups go under
 // <own cgroup>/NAME in each hierarchy (or under --cgroup-parent, which is left alone), removed at the end.
+// --userns HOST_FIRST gives every sandbox a user namespace of its own: ids 0..65535 inside are host ids
+// HOST_FIRST..HOST_FIRST+65535 (contiguous_userns), the layers idmapped to it.
 // --cleanup destroys the sandboxes whose id starts with "NAME-" (what an interrupted run leaves), then exits.
 //        sbx-bench-oneshot --seccomp FILE --dump-seccomp-bpf OUT
 //   writes the BPF program sbx compiles from FILE, so crun can be given the very same filter.
@@ -31,6 +33,7 @@
 #include "runtime/plan.h"
 #include "runtime/runtime.h"
 #include "runtime/seccomp.h"
+#include "runtime/userns.h"
 
 namespace {
 
@@ -41,12 +44,16 @@ constexpr uint64_t kPidsMax = 256;
 constexpr double kVcpus = 1.0;
 constexpr const char* kHostname = "sbx";
 constexpr const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr uint32_t kUsernsSize = 65536;  // ids inside a --userns sandbox: 0..65535
 
 constexpr const char* kUsage =
     "usage: sbx-bench-oneshot --rootfs DIR [--seccomp FILE] [--runs N] [--warmup N] [--run-root DIR]\n"
-    "                         [--cgroup-parent PATH] [--id-prefix NAME] [--show-output] -- ARGV...\n"
+    "                         [--cgroup-parent PATH] [--id-prefix NAME] [--userns HOST_FIRST] [--show-output]\n"
+    "                         -- ARGV...\n"
     "       sbx-bench-oneshot --cleanup [--run-root DIR] [--cgroup-parent PATH] [--id-prefix NAME]\n"
-    "       sbx-bench-oneshot --seccomp FILE --dump-seccomp-bpf OUT\n";
+    "       sbx-bench-oneshot --seccomp FILE --dump-seccomp-bpf OUT\n"
+    "  --userns HOST_FIRST  each sandbox in a user namespace of its own: ids 0..65535 inside are host ids\n"
+    "                       HOST_FIRST..HOST_FIRST+65535 (the layers idmapped, not chowned)\n";
 
 struct Options {
   std::string rootfs;
@@ -57,6 +64,7 @@ struct Options {
   // Empty: <own cgroup>/<id_prefix> in each hierarchy, ours alone, removed at the end.
   std::string cgroup_parent;
   std::string id_prefix;  // sandbox ids are "<id_prefix>-<n>"; default "sbx-bench-<pid>"
+  std::optional<uint32_t> userns_first;  // --userns: the host uid/gid that is 0 inside
   bool show_output = false;  // pass our stdout/stderr to the command instead of /dev/null
   bool cleanup = false;      // only destroy the sandboxes a killed run left behind
   std::string dump_bpf;      // only write the compiled --seccomp profile (raw sock_filter array) here
@@ -65,6 +73,15 @@ struct Options {
 
 using sbx::bench::take_count;
 using sbx::bench::take_value;
+
+// --userns HOST_FIRST: a host id such that HOST_FIRST..HOST_FIRST+65535 are all valid ids (not 0, the host's root).
+Result<uint32_t> take_host_id(int argc, char** argv, int& i) {
+  SBX_ASSIGN(uint64_t first, take_count(argc, argv, i));
+  if (first == 0 || first > UINT32_MAX - kUsernsSize) {
+    return sbx::make_error("--userns: host id {} out of range (1..{})", first, UINT32_MAX - kUsernsSize);
+  }
+  return static_cast<uint32_t>(first);
+}
 
 Result<Options> parse_options(int argc, char** argv) {
   Options opts;
@@ -89,6 +106,8 @@ Result<Options> parse_options(int argc, char** argv) {
       SBX_ASSIGN(opts.cgroup_parent, take_value(argc, argv, i));
     } else if (arg == "--id-prefix") {
       SBX_ASSIGN(opts.id_prefix, take_value(argc, argv, i));
+    } else if (arg == "--userns") {
+      SBX_ASSIGN(opts.userns_first, take_host_id(argc, argv, i));
     } else if (arg == "--show-output") {
       opts.show_output = true;
     } else if (arg == "--cleanup") {
@@ -129,6 +148,9 @@ sbx::rt::Plan make_plan(const Options& opts, const std::string& id) {
   plan.limits.pids_max = kPidsMax;
   plan.limits.vcpus = kVcpus;
   plan.security.seccomp_profile = opts.seccomp;
+  if (opts.userns_first) {
+    plan.userns = sbx::rt::contiguous_userns(*opts.userns_first, kUsernsSize);
+  }
   sbx::rt::ProcessSpec main;
   main.argv = opts.argv;
   main.env = {kPath};
@@ -165,7 +187,8 @@ Result<std::unique_ptr<sbx::rt::Runtime>> open_runtime(const Options& opts) {
   config.run_root = opts.run_root;
   config.cgroup.parent = opts.cgroup_parent;
   config.cgroup.parent_name = opts.id_prefix;
-  SBX_TRY_CTX(sbx::make_dirs(opts.run_root, 0700), "create run root '{}'", opts.run_root);
+  // 0711, as the runtime makes it: a --userns sandbox's root (an unprivileged host uid) must reach its rootfs below.
+  SBX_TRY_CTX(sbx::make_dirs(opts.run_root, 0711), "create run root '{}'", opts.run_root);
   return sbx::rt::Runtime::open(config);
 }
 

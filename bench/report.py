@@ -2,9 +2,12 @@
 """Summarises the timings bench/run collected: prints the one-line results and writes RESULTS.md.
 
 Input: a directory with one file per (case, runtime), "<case>.<runtime>.txt", each holding the "run I: X ms" lines
-of sbx-bench-oneshot or crun-oneshot.py (warmup lines are ignored). Cases and their titles come from --case.
+of sbx-bench-oneshot or crun-oneshot.py (warmup lines are ignored). Cases and their titles come from --case (sbx and
+the three crun variants of RUNTIMES) and --userns-case (sbx in a user namespace of its own, crun as it comes and crun
+with the same uidMappings: USERNS_RUNTIMES).
 
-Usage: report.py --data DIR --out FILE --case KEY=TITLE... [--note TEXT]... [--runs N --warmup N --rounds N]
+Usage: report.py --data DIR --out FILE --case KEY=TITLE... [--userns-case KEY=TITLE --userns-first ID]
+                 [--note TEXT]... [--runs N --warmup N --rounds N]
 
 RESULTS.md holds one section per part of the benchmark (this runtime one, daemon-report.py's and image-report.py's),
 each between "<!-- NAME: begin -->" and "<!-- NAME: end -->" lines; a report replaces only its own section
@@ -31,6 +34,15 @@ RUNTIMES = [
     ("crun-bpf", "crun + precompiled seccomp"),
     ("crun-bpf-5", "crun + precompiled seccomp + sbx's 5 hierarchies"),
 ]
+
+# A user-namespace case: "<case>.sbx.txt" is sbx-bench-oneshot --userns, "<case>.crun-userns.txt" crun given the same
+# linux.uidMappings/gidMappings, "<case>.crun.txt" stock crun (the headline's denominator, no user namespace).
+USERNS_RUNTIMES = [
+    ("sbx", "sbx, user namespace"),
+    ("crun", "crun (no user namespace)"),
+    ("crun-userns", "crun + the same uidMappings/gidMappings"),
+]
+USERNS_TARGET = 0.30  # the issue's target: sbx in a user namespace <= 0.30x stock crun
 
 
 def read_times(path):
@@ -116,11 +128,11 @@ def load_average():
         return f.read().split()[:3]
 
 
-def summarise(data_dir, cases):
+def summarise(data_dir, cases, runtimes=RUNTIMES):
     rows = []
     for key, title in cases:
         stats = {}
-        for runtime, _ in RUNTIMES:
+        for runtime, _ in runtimes:
             times = read_times(os.path.join(data_dir, f"{key}.{runtime}.txt"))
             if times:
                 stats[runtime] = {"n": len(times), "median": statistics.median(times), "min": min(times),
@@ -142,17 +154,51 @@ def summary_line(title, stats):
     return f"one-shot {title}: sbx {fmt_ms(sbx)} ms, crun {fmt_ms(crun)} ms, ratio {'n/a' if r is None else f'{r:.2f}'}"
 
 
-def table(rows):
+def userns_summary_line(title, stats):
+    """The user-namespace case: sbx against stock crun (the target) and against crun with the same mappings."""
+    sbx = stats.get("sbx", {}).get("median")
+    crun = stats.get("crun", {}).get("median")
+    crun_userns = stats.get("crun-userns", {}).get("median")
+    r = ratio(stats, "sbx", "crun")
+    r_userns = ratio(stats, "sbx", "crun-userns")
+    verdict = "" if r is None else f" (target <= {USERNS_TARGET:.2f} {'met' if r <= USERNS_TARGET else 'MISSED'})"
+    return (f"one-shot {title}: sbx {fmt_ms(sbx)} ms, crun {fmt_ms(crun)} ms, ratio {fmt_ratio(r)}{verdict}; "
+            f"crun with the same uidMappings {fmt_ms(crun_userns)} ms, ratio {fmt_ratio(r_userns)}")
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else f"{r:.2f}"
+
+
+def table(rows, userns_rows=()):
     out = ["| case | runtime | runs | median ms | min ms | p90 ms | median / crun's |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    out += table_rows(rows, RUNTIMES) + table_rows(userns_rows, USERNS_RUNTIMES)
+    return out
+
+
+def table_rows(rows, runtimes):
+    out = []
     for _, title, stats in rows:
-        for runtime, label in RUNTIMES:
+        for runtime, label in runtimes:
             if runtime not in stats:
                 continue
             s = stats[runtime]
             r = ratio(stats, runtime, "crun")
             out.append(f"| {title} | {label} | {s['n']} | {s['median']:.2f} | {s['min']:.2f} | {s['p90']:.2f} | "
                        f"{'n/a' if r is None else f'{r:.2f}'} |")
+    return out
+
+
+def userns_ratio_table(rows):
+    """sbx in a user namespace over stock crun (the target) and over crun with the same mappings, per case."""
+    out = ["| case | sbx, user namespace / crun | sbx, user namespace / crun + the same uidMappings | target | met? |",
+           "| --- | ---: | ---: | ---: | --- |"]
+    for _, title, stats in rows:
+        r = ratio(stats, "sbx", "crun")
+        met = "n/a" if r is None else ("yes" if r <= USERNS_TARGET else "**no**")
+        out.append(f"| {title} | {fmt_ratio(r)} | {fmt_ratio(ratio(stats, 'sbx', 'crun-userns'))} | "
+                   f"<= {USERNS_TARGET:.2f} | {met} |")
     return out
 
 
@@ -192,11 +238,12 @@ def read_sections(path):
 
 
 def update_section(path, name, lines):
-    """Writes RESULTS.md with section `name` replaced by `lines`, keeping the other sections as they are."""
+    """Writes RESULTS.md with section `name` replaced by `lines`, keeping the other sections as they are: the parts'
+    sections first (SECTION_ORDER), then the others in the order the file has them (a new one last)."""
     sections = read_sections(path)
     sections[name] = lines
     out = [RESULTS_TITLE, "", RESULTS_INTRO]
-    for key in SECTION_ORDER + sorted(k for k in sections if k not in SECTION_ORDER):
+    for key in SECTION_ORDER + [k for k in sections if k not in SECTION_ORDER]:
         if key in sections:
             out += ["", f"<!-- {key}: begin -->"] + sections[key] + [f"<!-- {key}: end -->"]
     with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -204,13 +251,21 @@ def update_section(path, name, lines):
     os.replace(path + ".tmp", path)
 
 
-def write_results(path, rows, args):
+def summary_lines(rows, userns_rows):
+    return ([summary_line(title, stats) for _, title, stats in rows] +
+            [userns_summary_line(title, stats) for _, title, stats in userns_rows])
+
+
+def write_results(path, rows, userns_rows, args):
     lines = ["## Runtime library: one-shot sandbox latency (`sbx-bench-oneshot` vs `crun run`)", "",
              f"Measured {utc_now()} by `bench/run`.", "", "### Machine", ""]
     lines += machine_table()
-    lines += ["", "### Results", "", "```"] + [summary_line(title, stats) for _, title, stats in rows] + ["```", ""]
-    lines += table(rows)
+    lines += ["", "### Results", "", "```"] + summary_lines(rows, userns_rows) + ["```", ""]
+    lines += table(rows, userns_rows)
     lines += ["", "sbx's median as a fraction of each crun variant's:", ""] + ratio_table(rows)
+    if userns_rows:
+        lines += ["", "In a user namespace, sbx's median as a fraction of stock crun's (the target) and of crun's "
+                  "with the same mappings:", ""] + userns_ratio_table(userns_rows)
     lines += ["", "### Method", "",
               f"- Each case runs {args.rounds} rounds; each round runs sbx, then the three crun variants, "
               f"each with {args.warmup} untimed warm-up runs and then "
@@ -230,6 +285,15 @@ def write_results(path, rows, args):
               "- Equivalent isolation on both sides (namespaces, limits, seccomp profile, no capabilities, "
               "no_new_privs, mounts, masked paths, fresh overlay upper); what still differs is listed in "
               "`bench/README.md`."]
+    if userns_rows:
+        first = args.userns_first
+        lines.append(
+            f"- User namespace ({', '.join(title for _, title, _ in userns_rows)}): its rounds run sbx with every "
+            f"sandbox in a user namespace of its own (`sbx-bench-oneshot --userns {first}`: ids 0..65535 inside are "
+            f"host ids {first}..{first + 65535}, the layers idmapped), then stock crun (no user namespace, measured "
+            "again in these rounds), then crun with a `user` namespace and the same `linux.uidMappings`/"
+            "`gidMappings` (`crun-config.py --userns`; crun neither idmaps nor chowns the root, whose files show as "
+            f"the overflow uid inside). The target is sbx <= {USERNS_TARGET:.2f}x stock crun.")
     for note in args.note:
         lines.append(f"- {note}")
     update_section(path, "runtime", lines)
@@ -240,6 +304,8 @@ def main(argv):
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--case", action="append", default=[], help="KEY=TITLE")
+    p.add_argument("--userns-case", action="append", default=[], help="KEY=TITLE of a user-namespace case")
+    p.add_argument("--userns-first", type=int, default=0, help="the host id that is root in the user namespace")
     p.add_argument("--note", action="append", default=[])
     p.add_argument("--runs", type=int, default=0)
     p.add_argument("--warmup", type=int, default=0)
@@ -247,9 +313,10 @@ def main(argv):
     args = p.parse_args(argv)
     cases = [tuple(c.split("=", 1)) for c in args.case]
     rows = summarise(args.data, cases)
-    for _, title, stats in rows:
-        print(summary_line(title, stats))
-    write_results(args.out, rows, args)
+    userns_rows = summarise(args.data, [tuple(c.split("=", 1)) for c in args.userns_case], USERNS_RUNTIMES)
+    for line in summary_lines(rows, userns_rows):
+        print(line)
+    write_results(args.out, rows, userns_rows, args)
     return 0
 
 
