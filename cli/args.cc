@@ -132,10 +132,9 @@ Result<void> add_security(const CreateOptions& o, json& params) {
   if (!o.devices.empty()) {
     params["devices"] = o.devices;
   }
-  if (o.userns == "host" || o.userns == "private") {
-    params["userns"] = o.userns == "private";
-  } else if (!o.userns.empty()) {
-    return option_error("--userns", fmt::format("'{}' is neither private nor host", o.userns));
+  SBX_ASSIGN(std::optional<bool> userns, parse_userns(o.userns));
+  if (userns) {
+    params["userns"] = *userns;
   }
   return ok();
 }
@@ -244,6 +243,16 @@ Result<std::string> parse_user(std::string_view text) {
     return option_error("--user", fmt::format("'{}' is not UID[:GID] (numbers, as in 1000 or 1000:1000)", text));
   }
   return std::string(text);
+}
+
+Result<std::optional<bool>> parse_userns(std::string_view text) {
+  if (text.empty()) {
+    return std::optional<bool>();
+  }
+  if (text != "private" && text != "host") {
+    return option_error("--userns", fmt::format("'{}' is neither private nor host", text));
+  }
+  return std::optional<bool>(text == "private");
 }
 
 Result<json> parse_labels(const std::vector<std::string>& labels) {

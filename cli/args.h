@@ -72,6 +72,8 @@ Result<double> parse_cpus(std::string_view text);
 Result<int64_t> parse_count(std::string_view option, std::string_view text, int64_t min = 1);
 Result<double> parse_seconds(std::string_view option, std::string_view text, bool allow_fraction);
 Result<std::string> parse_user(std::string_view text);
+// --userns: "private" is true (a user namespace of the sandbox's own), "host" false; "" (not given) is nullopt.
+Result<std::optional<bool>> parse_userns(std::string_view text);
 Result<json> parse_labels(const std::vector<std::string>& labels);
 // The limits object {memory, vcpus, pids, disk} of what was given (empty: none), as create's options take them.
 Result<json> parse_limits(const std::string& memory, const std::string& cpus, const std::string& pids,

@@ -131,10 +131,9 @@ Result<json> environment_params(const EnvironmentOptions& o, const EnvLookup& lo
   if (!o.devices.empty()) {
     p["devices"] = o.devices;
   }
-  if (o.userns == "host" || o.userns == "private") {
-    p["userns"] = o.userns == "private";
-  } else if (!o.userns.empty()) {
-    return Error(fmt::format("--userns: '{}' is neither private nor host", o.userns), EINVAL);
+  SBX_ASSIGN(std::optional<bool> userns, parse_userns(o.userns));
+  if (userns) {
+    p["userns"] = *userns;
   }
   if (o.description) {
     p["description"] = *o.description;

@@ -47,48 +47,62 @@ std::vector<IdRange> read_subids(const char* path) {
   return text.ok() ? parse_subid_ranges(*text) : std::vector<IdRange>();
 }
 
+// Calls `fn` with each line of `text`, without its newline.
+template <typename Fn>
+void for_each_line(std::string_view text, Fn fn) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    fn(text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
+    pos = end == std::string_view::npos ? text.size() : end + 1;
+  }
+}
+
+// The first `max` ':'-separated fields of a line (the last holding the rest).
+std::vector<std::string_view> split_fields(std::string_view line, size_t max) {
+  std::vector<std::string_view> fields;
+  size_t pos = 0;
+  while (fields.size() + 1 < max) {
+    size_t colon = line.find(':', pos);
+    if (colon == std::string_view::npos) {
+      break;
+    }
+    fields.push_back(line.substr(pos, colon - pos));
+    pos = colon + 1;
+  }
+  fields.push_back(line.substr(pos));
+  return fields;
+}
+
 }  // namespace
 
 std::vector<uint32_t> parse_account_ids(std::string_view text) {
   std::vector<uint32_t> ids;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    std::string_view line = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-    pos = end == std::string_view::npos ? text.size() : end + 1;
+  for_each_line(text, [&ids](std::string_view line) {
     // name:password:id[:gid:...]: the third field, and for passwd the fourth.
-    size_t a = line.find(':');
-    size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
-    for (int field = 0; b != std::string_view::npos && field < 2; ++field) {
-      size_t c = line.find(':', b + 1);
-      auto id = parse_u64(line.substr(b + 1, c == std::string_view::npos ? std::string_view::npos : c - b - 1));
+    std::vector<std::string_view> fields = split_fields(line, 5);
+    for (size_t i = 2; i < std::min<size_t>(fields.size(), 4); ++i) {
+      auto id = parse_u64(fields[i]);
       if (id.ok() && *id <= UINT32_MAX) {
         ids.push_back(static_cast<uint32_t>(*id));
       }
-      b = c;
     }
-  }
+  });
   return ids;
 }
 
 std::vector<IdRange> parse_subid_ranges(std::string_view text) {
   std::vector<IdRange> ranges;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    std::string_view line = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-    pos = end == std::string_view::npos ? text.size() : end + 1;
-    size_t a = line.find(':');
-    size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
-    if (b == std::string_view::npos) {
-      continue;
+  for_each_line(text, [&ranges](std::string_view line) {
+    std::vector<std::string_view> fields = split_fields(line, 3);
+    if (fields.size() == 3) {
+      auto first = parse_u64(fields[1]);
+      auto count = parse_u64(trim(fields[2]));
+      if (first.ok() && count.ok()) {
+        ranges.push_back({*first, *count});
+      }
     }
-    auto first = parse_u64(line.substr(a + 1, b - a - 1));
-    auto count = parse_u64(trim(line.substr(b + 1)));
-    if (first.ok() && count.ok()) {
-      ranges.push_back({*first, *count});
-    }
-  }
+  });
   return ranges;
 }
 
