@@ -64,6 +64,12 @@ check "--uidmap alone: the gid map is the uid map" "0 1900000000 1000 1000 19000
 err=$(sbx --uidmap 0:0:65536 -- /bin/true 2>&1); rc=$?
 check "a map holding the host's root exits 125" 125 "$rc"
 case $err in *"maps the host's id 0"*) check "and says why" ok ok ;; *) check "and says why" "maps the host's id 0" "$err" ;; esac
+err=$(sbx --userns 1900000000 --bind /proc/self:/hostproc -- /bin/true 2>&1); rc=$?
+check "a bind source that cannot be idmapped exits 125" 125 "$rc"
+case $err in *"needs idmapped mounts"*) check "and names the requirement" ok ok ;;
+  *) check "and names the requirement" "needs idmapped mounts" "$err" ;; esac
+own=$(awk -F: '$2 == "memory" {print $3}' /proc/self/cgroup)
+check "and leaves no parent cgroup behind" "" "$(ls -d "/sys/fs/cgroup/memory$own/sbx" 2>/dev/null)"
 closed=$(mktemp -d); chmod 700 "$closed"
 err=$("$run" --run-root "$closed/run" --rootfs "$rootfs" --userns 1900000000 -- /bin/true 2>&1); rc=$?
 check "a run root others cannot search exits 125 with --userns" 125 "$rc"

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/scope.h"
 #include "runtime/runtime.h"
 #include "runtime/userns.h"
 
@@ -262,13 +263,14 @@ Result<ExitStatus> run(const Options& o) {
   SBX_ASSIGN(auto runtime, Runtime::open(config));
   Plan plan = o.plan;
   plan.main = o.proc;
+  // A one-off run leaves no parent cgroup behind, not even when the create fails; one still in use by another
+  // sandbox stays (rmdir refuses).
+  ScopeGuard remove_parent([&runtime] { (void)runtime->cgroups().remove_parent(); });
   SBX_ASSIGN(Sandbox sandbox, runtime->create(plan));
   forward_signals_to(sandbox.init().pidfd());
   auto status = sandbox.wait();
   g_init_pidfd = -1;
   auto destroyed = runtime->destroy(plan.id);
-  // A one-off run leaves no parent cgroup behind; one still in use by another sandbox stays (rmdir refuses).
-  (void)runtime->cgroups().remove_parent();
   if (!status.ok()) {
     return std::move(status).error();
   }
