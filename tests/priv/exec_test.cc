@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/file.h"
+#include "base/scope.h"
 #include "tests/priv/fixture.h"
 
 using namespace sbx;
@@ -176,6 +177,8 @@ TEST_CASE("a sandbox that stops every new process cannot hang an exec: it times 
   auto opened = rt::Runtime::open(config);
   REQUIRE_OK(opened);
   auto& rt = **opened;
+  // Its own parent cgroup goes however the test ends (a failed REQUIRE included).
+  ScopeGuard remove_parent([&rt] { (void)rt.cgroups().remove_parent(); });
   auto p = TestEnv::get().plan(TestEnv::get().unique_id("stop"));
   {
     SandboxGuard g(rt, p);
@@ -192,6 +195,7 @@ TEST_CASE("a sandbox that stops every new process cannot hang an exec: it times 
     CHECK(st->signaled);
   }
   check_gone(rt, p.id);
+  remove_parent.dismiss();
   REQUIRE_OK(rt.cgroups().remove_parent());
 }
 
