@@ -90,6 +90,24 @@ Result<json> file_list(int root, const json& p) {
   return json{{"entries", out}};
 }
 
+// One file.* call as the sandbox's root (SandboxFsIdentity), which ends with it: the daemon's thread is itself
+// again before it replies.
+Result<json> run_file_op(const std::string& m, int root, const json& p, const DaemonConfig& config,
+                         const rt::SandboxState& state) {
+  SBX_ASSIGN(rt::SandboxFsIdentity as_root, rt::SandboxFsIdentity::assume(state));
+  if (m == "file.write") {
+    return file_write(root, p, config, state.userns);
+  }
+  if (m == "file.read") {
+    return file_read(root, p, config);
+  }
+  if (m == "file.list") {
+    return file_list(root, p);
+  }
+  SBX_TRY(rt::remove_in_root(root, p["path"].get<std::string>(), p.value("recursive", false)));
+  return json::object();
+}
+
 }  // namespace
 
 void Daemon::file_op(CallPtr call) {
@@ -110,22 +128,7 @@ void Daemon::file_op(CallPtr call) {
   if (!root.ok()) {
     return call->fail(std::move(root).error().with_code(api::kInvalidState));
   }
-  auto as_root = rt::SandboxFsIdentity::assume(*state);
-  if (!as_root.ok()) {
-    return call->fail(std::move(as_root).error());
-  }
-  const std::string& m = call->method();
-  Result<json> r = json();
-  if (m == "file.write") {
-    r = file_write(root->get(), p, config_, state->userns);
-  } else if (m == "file.read") {
-    r = file_read(root->get(), p, config_);
-  } else if (m == "file.list") {
-    r = file_list(root->get(), p);
-  } else {
-    auto rm = rt::remove_in_root(root->get(), p["path"].get<std::string>(), p.value("recursive", false));
-    r = rm.ok() ? Result<json>(json::object()) : Result<json>(rm.error());
-  }
+  Result<json> r = run_file_op(call->method(), root->get(), p, config_, *state);
   if (!r.ok()) {
     Error e = std::move(r).error();
     return call->fail(e.code() != 0 ? e : classify(std::move(e)));

@@ -467,10 +467,11 @@ Result<void> mount_staged_root(const Plan& plan, const SandboxPaths& paths, cons
   }
   RootfsPlan staged = plan.root;
   Result<void> r = ok();
-  size_t attached = 0;
-  for (; r.ok() && attached < layers.size(); ++attached) {
+  size_t attached = 0;  // layers on their mount points: exactly those are detached again below
+  while (r.ok() && attached < layers.size()) {
     staged.lower_dirs[attached] = paths.lower_at(attached);
     r = move_mount_to_path(layers[attached].get(), staged.lower_dirs[attached]);
+    attached += r.ok() ? 1 : 0;
   }
   if (r.ok()) {
     r = mount_overlay(plan, staged, paths);
